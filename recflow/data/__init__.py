@@ -1,0 +1,1 @@
+"""The data layer: canonical schema, validation, loaders and the synthetic generator."""
