@@ -1,0 +1,216 @@
+"""The one training loop every torch model in recflow goes through.
+
+It reads top to bottom: batches → forward + loss → backward → step → report → checkpoint.
+Methods differ only in the model they pass and which of its parameters require grad
+(e.g. PeterRec trains only patches, norms and the head), never in a copy of this loop.
+
+Reproducibility: each epoch reseeds torch's global RNG (dropout) and hands the batch
+function a generator seeded by (seed, epoch), so a run resumed from the checkpoint of
+epoch e continues exactly as the uninterrupted run would have.
+
+Checkpoints (``checkpoint_dir``): ``last_model.pt`` and ``last_optim.pt`` (state dicts,
+loaded with ``weights_only=True``) and ``last.json`` (epoch, history), written atomically
+after every epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from recflow.device import resolve_device
+from recflow.progress import ProgressFn
+from recflow.store import load_state_dict, read_json, save_state_dict, write_json
+
+Batch = Any
+LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+BatchFn = Callable[[int, torch.Generator], Iterable[Batch]]
+EvalFn = Callable[[nn.Module], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by every training asset."""
+
+    epochs: int = 5
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float | None = 5.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bfloat16 autocast, on CUDA only
+    log_every: int = 50  # steps between progress reports
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports (the asset layer turns it into metadata)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    trained_params: int = 0
+    total_params: int = 0
+    elapsed_s: float = 0.0
+    samples: int = 0
+    device: str = "cpu"
+    resumed_from_epoch: int | None = None
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def trained_share(self) -> float:
+        return self.trained_params / self.total_params if self.total_params else 0.0
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(parameters that require grad, all parameters)."""
+    total = sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trained, total
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """Move every tensor inside a (nested) tuple/list/dict batch to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple | list):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def batch_size_of(batch: Batch) -> int:
+    """Number of samples in a batch: the leading dimension of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    values = batch.values() if isinstance(batch, Mapping) else batch
+    for v in values:
+        n = batch_size_of(v)
+        if n:
+            return n
+    return 0
+
+
+def _load_checkpoint(
+    checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any] | None:
+    meta_path = checkpoint_dir / "last.json"
+    if not meta_path.exists():
+        return None
+    meta = read_json(meta_path)
+    model.load_state_dict(load_state_dict(checkpoint_dir / "last_model.pt"))
+    optim_state = torch.load(
+        checkpoint_dir / "last_optim.pt", map_location="cpu", weights_only=True
+    )
+    optimizer.load_state_dict(optim_state)
+    return meta
+
+
+def _save_checkpoint(
+    checkpoint_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    history: list[dict[str, float]],
+    config: TrainConfig,
+) -> None:
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    save_state_dict(model.state_dict(), checkpoint_dir / "last_model.pt")
+    tmp = checkpoint_dir / ".last_optim.pt.tmp"
+    torch.save(optimizer.state_dict(), tmp)
+    tmp.replace(checkpoint_dir / "last_optim.pt")
+    write_json(
+        {"epoch": epoch, "history": history, "config": asdict(config)},
+        checkpoint_dir / "last.json",
+    )
+
+
+def train(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: BatchFn,
+    config: TrainConfig,
+    *,
+    checkpoint_dir: Path | None = None,
+    on_progress: ProgressFn | None = None,
+    evaluate: EvalFn | None = None,
+) -> TrainResult:
+    """Train the parameters of ``model`` that require grad; return the run's record.
+
+    ``batches(epoch, generator)`` yields the epoch's batches (CPU tensors; moved here).
+    ``loss_fn(model, batch)`` returns a scalar loss. ``evaluate(model)``, if given, runs
+    after each epoch in eval mode and its numbers join the epoch's history row. With
+    ``checkpoint_dir`` the run resumes after the last completed epoch found there.
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no parameter that requires grad: nothing to train")
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    trained, total = count_parameters(model)
+    result = TrainResult(trained_params=trained, total_params=total, device=str(device))
+
+    start_epoch = 1
+    if checkpoint_dir is not None:
+        meta = _load_checkpoint(Path(checkpoint_dir), model, optimizer)
+        if meta is not None:
+            start_epoch = int(meta["epoch"]) + 1
+            result.history = list(meta["history"])
+            result.resumed_from_epoch = int(meta["epoch"])
+
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if config.amp and device.type == "cuda"
+        else nullcontext()
+    )
+    started = time.perf_counter()
+    step = 0
+    for epoch in range(start_epoch, config.epochs + 1):
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        model.train()
+        loss_sum, n_batches, epoch_samples = 0.0, 0, 0
+        for batch in batches(epoch, generator):
+            batch = to_device(batch, device)
+            with autocast:
+                loss = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            loss_sum += float(loss.detach())
+            n_batches += 1
+            epoch_samples += batch_size_of(batch)
+            step += 1
+            if on_progress is not None and step % config.log_every == 0:
+                on_progress(epoch, config.epochs, {"step": step, "loss": loss_sum / n_batches})
+        if n_batches == 0:
+            raise ValueError(f"epoch {epoch}: the batch function yielded no batch")
+        row: dict[str, float] = {"epoch": epoch, "loss": loss_sum / n_batches}
+        if evaluate is not None:
+            model.eval()
+            with torch.no_grad():
+                row.update({k: float(v) for k, v in evaluate(model).items()})
+        result.history.append(row)
+        result.samples += epoch_samples
+        if checkpoint_dir is not None:
+            _save_checkpoint(Path(checkpoint_dir), model, optimizer, epoch, result.history, config)
+        if on_progress is not None:
+            elapsed = time.perf_counter() - started
+            done = epoch - start_epoch + 1
+            eta = elapsed / done * (config.epochs - epoch)
+            on_progress(epoch, config.epochs, {**row, "elapsed_s": elapsed, "eta_s": eta})
+    result.elapsed_s = time.perf_counter() - started
+    model.eval()
+    return result
