@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @contextmanager
@@ -55,6 +56,8 @@ def read_json(path: str | Path) -> Any:
 
 def save_state_dict(state: dict[str, torch.Tensor], path: str | Path) -> None:
     """Save tensors only (a state dict), atomically."""
+    import torch  # imported here: DuckDB/polars-only users of the store skip its cost
+
     with atomic_path(path) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
 
@@ -63,6 +66,8 @@ def load_state_dict(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> dict[str, torch.Tensor]:
     """Load a state dict without unpickling arbitrary objects."""
+    import torch
+
     return torch.load(Path(path), map_location=device, weights_only=True)
 
 
@@ -85,7 +90,7 @@ class ArtifactStore:
         """
         base = self.artifact_dir(name)
         base.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         version = f"{stamp}-{uuid.uuid4().hex[:6]}"
         tmp = base / f".tmp-{version}"
         tmp.mkdir()
