@@ -1,0 +1,200 @@
+"""Interactions that arrive as one file per day, and the dataset they extend.
+
+A daily feed is a folder of files named ``YYYY-MM-DD.csv`` (or ``.parquet``), one per
+UTC day, each holding that day's events in the canonical interaction columns
+(``user_id,item_id,timestamp`` required; ``label``, ``event``, ``entity`` and any extra
+columns optional). A day without events is a file with only the header. The feed
+extends a base dataset: its items, users and queries, and its interactions before the
+feed's first day, plus every delivered day in order::
+
+    feed dataset = base tables  +  base interactions with timestamp < start
+                                +  day(start) + day(start + 1) + ... + day(last)
+
+Days must be contiguous: a missing day blocks the days after it (``missing_days``), so
+a late file can never be silently skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from recflow.data.dataset import CanonicalDataset, CanonicalTables
+from recflow.data.raw import TIMESTAMP
+from recflow.data.schema import INTERACTIONS
+from recflow.data.validate import (
+    DataValidationError,
+    cast_column,
+    check_not_null,
+    check_unique,
+    require_columns,
+)
+from recflow.store import atomic_path
+
+DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(csv|parquet)$")
+REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
+
+
+@dataclass(frozen=True)
+class DailyFeed:
+    """A dataset that grows by one file per day on top of a base dataset."""
+
+    name: str  # asset key prefix of the feed, e.g. "ml_small_daily"
+    base: str  # asset key prefix of the base dataset, e.g. "ml_small"
+    start: date  # first day delivered as a file; earlier events come from the base
+    end: date | None = None  # last day (inclusive) of a finished feed; None = open-ended
+    description: str = ""
+
+
+def day_bounds(day: date) -> tuple[int, int]:
+    """[start, end) of a UTC day in unix seconds."""
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    return start, start + 86_400
+
+
+def list_day_files(folder: str | Path) -> dict[date, Path]:
+    """The day files in ``folder`` by day. Other files are ignored; a folder that does not
+    exist yet holds no days; two files for one day (csv and parquet) are an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    days: dict[date, Path] = {}
+    for path in sorted(folder.iterdir()):
+        match = DAY_FILE.match(path.name)
+        if not match or not path.is_file():
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError as err:
+            raise DataValidationError(
+                path, None, f"file name is not a valid date: {err}", 0
+            ) from err
+        if day in days:
+            raise DataValidationError(
+                path, None, f"two files for {day}: {days[day].name} and {path.name}", 0
+            )
+        days[day] = path
+    return days
+
+
+def missing_days(start: date, through: date, present: Sequence[date]) -> list[date]:
+    """Days in [start, through] that are not in ``present``."""
+    have = set(present)
+    n = (through - start).days + 1
+    return [start + timedelta(days=i) for i in range(n) if start + timedelta(days=i) not in have]
+
+
+def _read_text_columns(path: Path) -> pl.DataFrame:
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path)
+    try:
+        return pl.read_csv(path, infer_schema=False)
+    except pl.exceptions.NoDataError as err:
+        raise DataValidationError(path, None, "empty file: expected at least a header", 0) from err
+
+
+def read_day_file(path: str | Path, day: date) -> pl.DataFrame:
+    """One day's events in canonical column types; every event must fall inside ``day``.
+
+    Returns the required columns, the optional canonical ones (null where absent) and any
+    extra columns. A header-only file is a day without events (zero rows).
+    """
+    path = Path(path)
+    df = _read_text_columns(path)
+    require_columns(df, REQUIRED_COLUMNS, path)
+    for col in INTERACTIONS.columns:
+        if col.name not in df.columns:
+            df = df.with_columns(pl.lit(None, dtype=col.dtype).alias(col.name))
+        else:
+            what = TIMESTAMP if col.name == "timestamp" else None
+            df = cast_column(df, col.name, col.dtype, path, what=what)
+    check_not_null(df, REQUIRED_COLUMNS, path)
+    check_unique(df, df.columns, path)
+    lo, hi = day_bounds(day)
+    outside = ~pl.col("timestamp").is_between(lo, hi, closed="left")
+    n_out = df.select(outside.sum()).item()
+    if n_out:
+        first = df.filter(outside).get_column("timestamp").head(3).to_list()
+        raise DataValidationError(
+            path,
+            "timestamp",
+            f"events outside {day} (UTC, [{lo}, {hi})), e.g. {first}",
+            n_out,
+        )
+    extras = [c for c in df.columns if c not in INTERACTIONS.names]
+    return df.select(INTERACTIONS.names + extras)
+
+
+def check_day_references(
+    events: pl.DataFrame, path: str | Path, items: pl.DataFrame, users: pl.DataFrame
+) -> pl.DataFrame:
+    """Every event names a known item and user; a missing ``entity`` is taken from the
+    item. Returns the events with ``entity`` filled."""
+    for column, table, what in (("item_id", items, "items"), ("user_id", users, "users")):
+        known = table.get_column(column).implode()
+        unknown = ~pl.col(column).is_in(known)
+        n = events.select(unknown.sum()).item()
+        if n:
+            ex = events.filter(unknown).get_column(column).head(3).to_list()
+            raise DataValidationError(
+                path, column, f"ids not in the base dataset's {what}, e.g. {ex}", n
+            )
+    entity = items.select("item_id", pl.col("entity").alias("_item_entity"))
+    return (
+        events.join(entity, on="item_id", how="left")
+        .with_columns(pl.coalesce("entity", "_item_entity").alias("entity"))
+        .drop("_item_entity")
+    )
+
+
+def combine_days(
+    base: CanonicalDataset, name: str, start: date, day_parts: Sequence[Path]
+) -> CanonicalTables:
+    """The feed's canonical tables: the base dataset up to ``start`` plus the day parts
+    (Parquet files written from ``read_day_file``), in the order given."""
+    lo, _ = day_bounds(start)
+    history = base.scan_interactions().filter(pl.col("timestamp") < lo).collect()
+    parts = [pl.read_parquet(p) for p in day_parts]
+    interactions = pl.concat([history, *parts], how="diagonal_relaxed")
+    interactions = interactions.select(
+        INTERACTIONS.names + [c for c in interactions.columns if c not in INTERACTIONS.names]
+    )
+    queries = base.queries()
+    return CanonicalTables(
+        name=name,
+        interactions=interactions,
+        items=base.items(),
+        users=base.users(),
+        queries=queries,
+        info={
+            "base": str(base.root),
+            "feed_start": start.isoformat(),
+            "days": len(day_parts),
+            "history_events": history.height,
+        },
+    )
+
+
+def write_day_files(
+    interactions: pl.DataFrame, folder: str | Path, start: date, end: date
+) -> list[Path]:
+    """Split canonical ``interactions`` into one CSV per UTC day in [start, end] (a day
+    without events gets a header-only file). Used to replay a dataset as a daily feed."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = [c for c in ("user_id", "item_id", "timestamp", "label") if c in interactions.columns]
+    written = []
+    for offset in range((end - start).days + 1):
+        day = start + timedelta(days=offset)
+        lo, hi = day_bounds(day)
+        rows = interactions.filter(pl.col("timestamp").is_between(lo, hi, closed="left"))
+        path = folder / f"{day.isoformat()}.csv"
+        with atomic_path(path) as tmp:
+            rows.select(columns).sort("timestamp", "user_id", "item_id").write_csv(tmp)
+        written.append(path)
+    return written
