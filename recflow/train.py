@@ -11,10 +11,17 @@ epoch e continues exactly as the uninterrupted run would have.
 Checkpoints (``checkpoint_dir``): ``last_model.pt`` and ``last_optim.pt`` (state dicts,
 loaded with ``weights_only=True``) and ``last.json`` (epoch, history), written atomically
 after every epoch.
+
+Data parallel (``torchrun --nproc_per_node=N``, after ``init_distributed()``): every
+process draws the same global batches, trains on its share of each (``shard_batch``) and
+the gradients are averaged across processes weighted by share size, as DDP does, before
+the optimiser step; so N processes follow the one-process run up to float summation
+order (dropout aside). Only rank 0 reports progress and writes checkpoints.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
@@ -23,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from recflow.device import resolve_device
@@ -100,6 +108,62 @@ def batch_size_of(batch: Batch) -> int:
     return 0
 
 
+def init_distributed(backend: str | None = None) -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes in the environment.
+
+    Returns (rank, world size); (0, 1) when not launched by torchrun. Backend: NCCL with
+    one GPU per process (``LOCAL_RANK``) where CUDA is present, else gloo on CPU.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend or ("nccl" if cuda else "gloo"))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size) of the current process group; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard_batch(batch: Batch, rank: int, world: int) -> Batch:
+    """This process's share of a batch: rows ``rank, rank + world, ...`` of every tensor."""
+    if isinstance(batch, torch.Tensor):
+        return batch[rank::world]
+    if isinstance(batch, Mapping):
+        return {k: shard_batch(v, rank, world) for k, v in batch.items()}
+    if isinstance(batch, tuple | list):
+        return type(batch)(shard_batch(v, rank, world) for v in batch)
+    return batch
+
+
+def _average_gradients(params: list[nn.Parameter], weight: float) -> None:
+    """g ← Σ_r w_r g_r over processes, w_r = n_r / N (this process's share of the batch).
+
+    One all-reduce over a flat buffer that also carries a has-gradient flag per
+    parameter, so a parameter no process touched keeps ``grad=None`` as in one process.
+    """
+    parts = []
+    for p in params:
+        g = p.grad if p.grad is not None else torch.zeros_like(p)
+        parts.append((g.detach().float() * weight).reshape(-1))
+    flags = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device)
+    flat = torch.cat([*parts, flags])
+    dist.all_reduce(flat)
+    offset = 0
+    touched = flat[-len(params) :]
+    for i, p in enumerate(params):
+        n = p.numel()
+        if touched[i] > 0:
+            p.grad = flat[offset : offset + n].view_as(p).to(p.dtype).clone()
+        offset += n
+
+
 def _load_checkpoint(
     checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any] | None:
@@ -168,6 +232,13 @@ def train(
             result.history = list(meta["history"])
             result.resumed_from_epoch = int(meta["epoch"])
 
+    rank, world = distributed_world()
+    if world > 1:
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, src=0)  # every process starts from rank 0's weights
+        if rank != 0:
+            on_progress = None
+
     autocast = (
         torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         if config.amp and device.type == "cuda"
@@ -180,23 +251,42 @@ def train(
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         model.train()
         loss_sum, n_batches, epoch_samples = 0.0, 0, 0
+        shard_loss_sum = 0.0  # this process's own losses, for live progress
         for batch in batches(epoch, generator):
+            batch_samples = batch_size_of(batch)
+            if world > 1:
+                if batch_samples == 0:
+                    raise ValueError("distributed training needs batches of tensors to split")
+                batch = shard_batch(batch, rank, world)
             batch = to_device(batch, device)
-            with autocast:
-                loss = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            share = batch_size_of(batch) / batch_samples if world > 1 else 1.0
+            if share > 0:
+                with autocast:
+                    loss = loss_fn(model, batch)
+                loss.backward()
+                shard_loss = float(loss.detach())
+            else:
+                shard_loss = 0.0  # this process got no rows of a batch smaller than world
+            if world > 1:
+                _average_gradients(params, share)
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
-            loss_sum += float(loss.detach())
+            loss_sum += shard_loss * share
+            shard_loss_sum += shard_loss
             n_batches += 1
-            epoch_samples += batch_size_of(batch)
+            epoch_samples += batch_samples
             step += 1
             if on_progress is not None and step % config.log_every == 0:
-                on_progress(epoch, config.epochs, {"step": step, "loss": loss_sum / n_batches})
+                running = shard_loss_sum / n_batches
+                on_progress(epoch, config.epochs, {"step": step, "loss": running})
         if n_batches == 0:
             raise ValueError(f"epoch {epoch}: the batch function yielded no batch")
+        if world > 1:
+            total = torch.tensor([loss_sum], dtype=torch.float64, device=device)
+            dist.all_reduce(total)  # Σ_r share_r · loss_r = the whole batches' loss
+            loss_sum = float(total.item())
         row: dict[str, float] = {"epoch": epoch, "loss": loss_sum / n_batches}
         if evaluate is not None:
             model.eval()
@@ -204,8 +294,10 @@ def train(
                 row.update({k: float(v) for k, v in evaluate(model).items()})
         result.history.append(row)
         result.samples += epoch_samples
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and rank == 0:
             _save_checkpoint(Path(checkpoint_dir), model, optimizer, epoch, result.history, config)
+        if world > 1:
+            dist.barrier()  # no process starts the next epoch before the checkpoint is written
         if on_progress is not None:
             elapsed = time.perf_counter() - started
             done = epoch - start_epoch + 1
