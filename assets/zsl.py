@@ -1,0 +1,433 @@
+"""The ``zsl`` group: zero-shot search from co-consumption (Wu et al., CIKM 2020).
+
+vocabulary → stl / zsl_me / zsl_te models (+ checks) → reconstruction and query
+evaluations (+ the planted-synonym test on synthetic data) and a warm-start refresh.
+Everything here is a thin call into ``recflow.zsl``.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from assets.cooc import cooc_key
+from assets.datasets import dataset_from_handle, dataset_key
+from assets.metadata import bar_chart, line_chart, markdown_table, plt, png_markdown
+from assets.progress import log_progress
+from assets.resources import StoreResource, TorchDeviceResource
+from recflow.text import TextConfig
+from recflow.zsl.artifact import load_model, save_model
+from recflow.zsl.ensemble import PriorEnsembleScorer, tune_prior_weight
+from recflow.zsl.evaluate import (
+    constant_similarity_fn,
+    context_similarity_fn,
+    cosine_similarity_fn,
+    planted_synonym_queries,
+    planted_synonym_test,
+    query_retrieval,
+    random_similarity_fn,
+    recall_curve,
+    reconstruction_recall,
+    sparse_cosine_similarity_fn,
+)
+from recflow.zsl.models import METHODS, ZslConfig, train
+from recflow.zsl.pipeline import (
+    build_vocabulary_folder,
+    item_titles,
+    load_inputs,
+    read_vocabulary_folder,
+)
+from recflow.zsl.queries import QuerySplit, eval_queries
+from recflow.zsl.refresh import warm_start_refresh
+from recflow.zsl.scorers import PopularityScorer, RandomScorer, TfidfScorer, VectorScorer
+
+_TEXT = {f.name: f.default for f in dataclasses.fields(TextConfig)}
+_ZSL = {f.name: f.default for f in dataclasses.fields(ZslConfig)}
+CODE_VERSION = "1"
+
+
+def zsl_key(dataset: str, name: str) -> dg.AssetKey:
+    return dg.AssetKey([dataset, name])
+
+
+class ZslVocabularyConfig(dg.Config):
+    """Item text → terms. ``tag_text_share``: share of query (tag) strings used as item text
+    (0 = title and genres only); ``validation_share``: share that tunes the popularity prior;
+    the rest are test queries. A string is in exactly one part."""
+
+    min_item_count: int = _TEXT["min_item_count"]
+    min_terms_per_item: int = _TEXT["min_terms_per_item"]
+    bigrams: bool = _TEXT["bigrams"]
+    tag_text_share: float = 0.0
+    validation_share: float = 0.5
+    split_seed: int = 0
+
+
+class ZslModelConfig(dg.Config):
+    """Solver settings (paper: dim 200, ω0 0.001, λ 4, 10 iterations)."""
+
+    dim: int = _ZSL["dim"]
+    lam: float = _ZSL["lam"]
+    omega0: float = _ZSL["omega0"]
+    text_omega0: float = _ZSL["text_omega0"]
+    text_task_weight: float = _ZSL["text_task_weight"]
+    iterations: int = _ZSL["iterations"]
+    cg_iterations: int = _ZSL["cg_iterations"]
+    seed: int = _ZSL["seed"]
+    target: str = "binary"
+    scoring: str = "dot"
+
+
+class ZslRefreshConfig(dg.Config):
+    iterations: int = 2
+
+
+def _recall_chart(curve: pl.DataFrame) -> dg.MetadataValue:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for method in curve.get_column("method").unique(maintain_order=True).to_list():
+        df = curve.filter(pl.col("method") == method)
+        ax.plot(df.get_column("k"), df.get_column("recall"), marker="o", markersize=3, label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("K")
+    ax.set_ylabel("recall@K")
+    ax.legend(fontsize=7)
+    return png_markdown(fig)
+
+
+def _rows(df: pl.DataFrame) -> list[dict]:
+    return [
+        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+        for r in df.to_dicts()
+    ]
+
+
+def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
+    """The zsl group of ``dataset`` (assets and checks); ``synthetic`` adds the synonym test."""
+    vocab_key = zsl_key(dataset, "zsl_vocabulary")
+    model_keys = {m: zsl_key(dataset, f"{m}_model") for m in METHODS}
+
+    @dg.asset(
+        key=vocab_key,
+        ins={"dataset_handle": dg.AssetIn(key=dataset_key(dataset))},
+        group_name="zsl",
+        kinds={"polars", "parquet"},
+        code_version=CODE_VERSION,
+        description="Vocabulary (unigrams + in-field bigrams of title, tag-text part, genres) and the item–term table.",
+    )
+    def vocabulary(
+        context: dg.AssetExecutionContext,
+        config: ZslVocabularyConfig,
+        dataset_handle: dict,
+        store: StoreResource,
+    ):
+        ds = dataset_from_handle(dataset_handle)
+        split = QuerySplit(config.tag_text_share, config.validation_share, config.split_seed)
+        text_cfg = TextConfig(config.min_item_count, config.min_terms_per_item, config.bigrams)
+        artifacts = store.store()
+        with artifacts.new_version(f"{dataset}/zsl_vocabulary") as tmp:
+            stats = build_vocabulary_folder(ds, tmp, text_cfg, split)
+            final = artifacts.final_path(tmp)
+        return dg.Output(
+            {"path": str(final), "dataset": str(ds.root)},
+            metadata={**stats, "path": dg.MetadataValue.path(str(final))},
+        )
+
+    def make_model(method: str):
+        @dg.asset(
+            key=model_keys[method],
+            ins={"cooc": dg.AssetIn(key=cooc_key(dataset)), "vocab": dg.AssetIn(key=vocab_key)},
+            group_name="zsl",
+            kinds={"torch", "scipy"},
+            code_version=CODE_VERSION,
+            description=f"{method.upper()} (Wu et al. 2020 §4): weighted ALS over all implicit negatives, solved exactly; popularity prior tuned on validation queries.",
+        )
+        def _model(
+            context: dg.AssetExecutionContext,
+            config: ZslModelConfig,
+            cooc: dict,
+            vocab: dict,
+            store: StoreResource,
+            torch_device: TorchDeviceResource,
+        ):
+            ds = dataset_from_handle({"path": vocab["dataset"]})
+            inputs = load_inputs(
+                Path(cooc["matrix"]),
+                Path(cooc["item_index"]),
+                Path(vocab["path"]),
+                ds.interactions_path,
+                config.target,
+            )
+            cfg = ZslConfig(method=method, **config.model_dump(exclude={"target", "scoring"}))
+            model = train(
+                inputs, cfg, torch_device.resolve(context.log), log_progress(context, method)
+            )
+            _, _, text_cfg, split = read_vocabulary_folder(Path(vocab["path"]))
+            beta, grid = None, {}
+            queries = ds.queries()
+            if queries is not None and split is not None:
+                val = eval_queries(queries, inputs.item_ids, split, "validation")
+                if val:
+                    scorer = VectorScorer(
+                        method, model.item_vectors, model.word_vectors, inputs.vocab, config.scoring
+                    )
+                    beta, grid = tune_prior_weight(scorer, inputs.popularity, val)
+            artifacts = store.store()
+            with artifacts.new_version(f"{dataset}/{method}_model") as tmp:
+                save_model(
+                    tmp,
+                    model,
+                    inputs.vocab,
+                    inputs.item_ids,
+                    text_cfg,
+                    item_titles(ds, inputs.item_ids),
+                    inputs.popularity,
+                    beta,
+                    config.scoring,
+                )
+                final = artifacts.final_path(tmp)
+            meta = {
+                "loss": line_chart(
+                    {"loss": model.loss_history},
+                    f"{method} training loss",
+                    "iteration (1 = init)",
+                    "loss",
+                ),
+                "final_loss": model.loss_history[-1],
+                "train_seconds": model.train_seconds,
+                "prior_weight": -1.0 if beta is None else beta,
+                "prior_tuning (validation ndcg@100)": markdown_table(
+                    [{"beta": b, "ndcg@100": v} for b, v in grid.items()]
+                ),
+                "path": dg.MetadataValue.path(str(final)),
+            }
+            return dg.Output(
+                {
+                    "path": str(final),
+                    "cooc": cooc["matrix"],
+                    "item_index": cooc["item_index"],
+                    "vocab": vocab["path"],
+                    "dataset": vocab["dataset"],
+                },
+                metadata=meta,
+            )
+
+        @dg.multi_asset_check(
+            name=f"{dataset}__{method}_model_checks",
+            specs=[
+                dg.AssetCheckSpec(n, asset=model_keys[method], blocking=True)
+                for n in ("finite_vectors", "loss_decreasing")
+            ],
+            ins={"handle": dg.AssetIn(key=model_keys[method])},
+        )
+        def _checks(handle: dict):
+            m = load_model(handle["path"])
+            finite = bool(np.isfinite(m.item_vectors).all() and np.isfinite(m.word_vectors).all())
+            yield dg.AssetCheckResult(
+                asset_key=model_keys[method], check_name="finite_vectors", passed=finite
+            )
+            h = np.asarray(m.meta["loss_history"])
+            ok = bool(len(h) < 2 or (np.diff(h) <= 1e-6 * np.abs(h[:-1])).all())
+            yield dg.AssetCheckResult(
+                asset_key=model_keys[method],
+                check_name="loss_decreasing",
+                passed=ok,
+                metadata={"first": float(h[0]), "last": float(h[-1])},
+            )
+
+        return [_model, _checks]
+
+    def _context(handles: dict[str, dict]):
+        any_handle = next(iter(handles.values()))
+        ds = dataset_from_handle({"path": any_handle["dataset"]})
+        inputs = load_inputs(
+            Path(any_handle["cooc"]),
+            Path(any_handle["item_index"]),
+            Path(any_handle["vocab"]),
+            ds.interactions_path,
+        )
+        models = {m: load_model(h["path"]) for m, h in handles.items()}
+        return ds, inputs, models
+
+    model_ins = {m: dg.AssetIn(key=k) for m, k in model_keys.items()}
+
+    @dg.asset(
+        key=zsl_key(dataset, "zsl_reconstruction"),
+        ins=model_ins,
+        group_name="zsl",
+        kinds={"sklearn"},
+        code_version=CODE_VERSION,
+        description="Correlation reconstruction recall (paper table 1): share of an item's k co-consumed neighbours among its top-k by similarity.",
+    )
+    def reconstruction(stl: dict, zsl_me: dict, zsl_te: dict):
+        _, inputs, models = _context({"stl": stl, "zsl_me": zsl_me, "zsl_te": zsl_te})
+        tfidf = TfidfScorer(inputs.item_terms, inputs.vocab)
+        sims = {
+            f"{m} (cosine v_i·v_j)": cosine_similarity_fn(sm.item_vectors)
+            for m, sm in models.items()
+        }
+        sims |= {
+            f"{m} (v_i·u_j)": context_similarity_fn(sm.item_vectors, sm.context_vectors)
+            for m, sm in models.items()
+            if sm.context_vectors is not None
+        }
+        sims["tfidf (cosine)"] = sparse_cosine_similarity_fn(tfidf.items)
+        sims["popularity"] = constant_similarity_fn(np.log1p(inputs.popularity.astype(float)))
+        sims["random"] = random_similarity_fn(inputs.n_items, 0)
+        rows = [
+            {"method": name} | reconstruction_recall(inputs.cooc, fn) for name, fn in sims.items()
+        ]
+        return dg.Output(
+            {"rows": rows},
+            metadata={
+                "table": markdown_table(rows),
+                "recall": bar_chart(
+                    [r["method"] for r in rows],
+                    [r["recall"] for r in rows],
+                    "reconstruction recall",
+                    "method",
+                ),
+            },
+        )
+
+    def _scorers(inputs, models, scoring: str | None = None):
+        scorers = [
+            PopularityScorer(inputs.popularity),
+            RandomScorer(inputs.n_items),
+            TfidfScorer(inputs.item_terms, inputs.vocab),
+        ]
+        for m, sm in models.items():
+            scorers.append(
+                VectorScorer(
+                    m,
+                    sm.item_vectors,
+                    sm.word_vectors,
+                    sm.vocab,
+                    scoring or sm.meta.get("scoring", "dot"),
+                )
+            )
+        return scorers
+
+    @dg.asset(
+        key=zsl_key(dataset, "zsl_queries"),
+        ins=model_ins,
+        group_name="zsl",
+        kinds={"sklearn"},
+        code_version=CODE_VERSION,
+        description="Zero-shot retrieval on held-out test queries (≥3 relevant items): R-precision, recall@10/100, NDCG@100 with bootstrap CIs; models alone and with the popularity prior + fallback.",
+    )
+    def queries_eval(stl: dict, zsl_me: dict, zsl_te: dict):
+        ds, inputs, models = _context({"stl": stl, "zsl_me": zsl_me, "zsl_te": zsl_te})
+        _, _, _, split = read_vocabulary_folder(Path(stl["vocab"]))
+        queries = ds.queries()
+        if queries is None or split is None:
+            raise dg.Failure(f"{dataset}: no queries table to evaluate on")
+        test = eval_queries(queries, inputs.item_ids, split, "test")
+        val = eval_queries(queries, inputs.item_ids, split, "validation")
+        scorers = _scorers(inputs, models)
+        for base in list(scorers[2:]):
+            beta, _ = tune_prior_weight(base, inputs.popularity, val) if val else (0.0, {})
+            scorers.append(PriorEnsembleScorer(base, inputs.popularity, beta))
+        summary, per_query = query_retrieval(scorers, test)
+        curve = recall_curve(scorers, test)
+        return dg.Output(
+            {"summary": _rows(summary)},
+            metadata={
+                "summary": markdown_table(_rows(summary)),
+                "recall@K": _recall_chart(curve),
+                "test_queries": len(test),
+                "validation_queries": len(val),
+            },
+        )
+
+    assets: list = [vocabulary, reconstruction, queries_eval]
+    for m in METHODS:
+        assets += make_model(m)
+
+    @dg.asset(
+        key=zsl_key(dataset, "zsl_te_refresh"),
+        ins={
+            "previous": dg.AssetIn(key=model_keys["zsl_te"]),
+            "cooc": dg.AssetIn(key=cooc_key(dataset)),
+            "vocab": dg.AssetIn(key=vocab_key),
+        },
+        group_name="zsl",
+        kinds={"torch"},
+        code_version=CODE_VERSION,
+        description="Daily warm start (paper §5.4): the previous ZSL_TE vectors carried over by id/term, new items and words added, a few solves on today's matrix.",
+    )
+    def refresh(
+        context: dg.AssetExecutionContext,
+        config: ZslRefreshConfig,
+        previous: dict,
+        cooc: dict,
+        vocab: dict,
+        store: StoreResource,
+        torch_device: TorchDeviceResource,
+    ):
+        ds = dataset_from_handle({"path": vocab["dataset"]})
+        inputs = load_inputs(
+            Path(cooc["matrix"]),
+            Path(cooc["item_index"]),
+            Path(vocab["path"]),
+            ds.interactions_path,
+        )
+        prev = load_model(previous["path"])
+        model, stats = warm_start_refresh(
+            prev,
+            inputs,
+            config.iterations,
+            torch_device.resolve(context.log),
+            on_progress=log_progress(context, "refresh"),
+        )
+        _, _, text_cfg, _ = read_vocabulary_folder(Path(vocab["path"]))
+        artifacts = store.store()
+        with artifacts.new_version(f"{dataset}/zsl_te_refresh") as tmp:
+            save_model(
+                tmp,
+                model,
+                inputs.vocab,
+                inputs.item_ids,
+                text_cfg,
+                item_titles(ds, inputs.item_ids),
+                inputs.popularity,
+                prev.prior_weight,
+                prev.meta.get("scoring", "dot"),
+            )
+            final = artifacts.final_path(tmp)
+        meta = dataclasses.asdict(stats) | {
+            "train_seconds": model.train_seconds,
+            "loss": line_chart({"loss": model.loss_history}, "refresh loss", "iteration", "loss"),
+        }
+        return dg.Output({"path": str(final)}, metadata=meta)
+
+    assets.append(refresh)
+
+    if synthetic:
+
+        @dg.asset(
+            key=zsl_key(dataset, "zsl_synonyms"),
+            ins=model_ins,
+            group_name="zsl",
+            code_version=CODE_VERSION,
+            description="Planted-synonym test: query = a word that no relevant item's text contains; only co-consumption can link them.",
+        )
+        def synonyms(stl: dict, zsl_me: dict, zsl_te: dict):
+            ds, inputs, models = _context({"stl": stl, "zsl_me": zsl_me, "zsl_te": zsl_te})
+            queries = planted_synonym_queries(
+                ds.extra("item_truth"), ds.extra("synonyms"), inputs.item_ids
+            )
+            scorers = _scorers(inputs, models)
+            summary = planted_synonym_test(scorers, queries)
+            curve = recall_curve(scorers, queries)
+            return dg.Output(
+                {"summary": _rows(summary)},
+                metadata={
+                    "summary": markdown_table(_rows(summary)),
+                    "recall@K": _recall_chart(curve),
+                },
+            )
+
+        assets.append(synonyms)
+    return assets

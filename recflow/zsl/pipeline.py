@@ -1,0 +1,130 @@
+"""The ZSL steps as functions of files, for the asset layer (and scripts) to call.
+
+item text → vocabulary folder; cooc folder + vocabulary folder + interactions → inputs;
+inputs → trained model folder. Every function reads and writes plain files, so each step
+can run on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from recflow.data.dataset import CanonicalDataset
+from recflow.store import read_json, write_json
+from recflow.text import TextConfig, Vocabulary, build_vocabulary, genre_fields
+from recflow.zsl.inputs import ZslInputs, build_inputs
+from recflow.zsl.queries import QuerySplit, tag_text
+
+
+def item_text_fields(
+    items: pl.DataFrame, tags: pl.DataFrame | None = None
+) -> tuple[np.ndarray, list[list[str]]]:
+    """(item ids, fields per item): title, then each text-part tag, then each genre."""
+    if tags is not None:
+        items = items.join(tags, on="item_id", how="left")
+    titles = items.get_column("title").to_list() if "title" in items.columns else None
+    genres = items.get_column("genres").to_list() if "genres" in items.columns else None
+    tag_lists = items.get_column("tags").to_list() if tags is not None else None
+    fields: list[list[str]] = []
+    for r in range(items.height):
+        f = [titles[r]] if titles and titles[r] else []
+        if tag_lists and tag_lists[r]:
+            f.extend(tag_lists[r].split("|"))
+        if genres is not None:
+            f.extend(genre_fields(genres[r]))
+        fields.append(f)
+    return items.get_column("item_id").to_numpy(), fields
+
+
+def build_vocabulary_folder(
+    dataset: CanonicalDataset,
+    out_dir: Path,
+    config: TextConfig,
+    tag_split: QuerySplit | None = None,
+) -> dict[str, int | float]:
+    """Write vocab.parquet, item_terms.parquet and text.json (config, split) into out_dir.
+
+    ``tag_split``: when given (and the dataset has queries), the ``text`` part of the query
+    strings becomes item text; the other parts never do.
+    """
+    items = dataset.items()
+    tags = None
+    queries = dataset.queries()
+    if tag_split is not None and queries is not None:
+        tags = tag_text(queries, tag_split)
+    ids, fields = item_text_fields(items, tags)
+    vocab, item_terms = build_vocabulary(ids, fields, config)
+    vocab.to_frame().write_parquet(out_dir / "vocab.parquet")
+    item_terms.write_parquet(out_dir / "item_terms.parquet")
+    meta = {
+        "text_config": {
+            "min_item_count": config.min_item_count,
+            "min_terms_per_item": config.min_terms_per_item,
+            "bigrams": config.bigrams,
+        },
+        "tag_split": None
+        if tag_split is None
+        else {
+            "text_share": tag_split.text_share,
+            "validation_share": tag_split.validation_share,
+            "seed": tag_split.seed,
+        },
+    }
+    write_json(meta, out_dir / "text.json")
+    with_text = item_terms.get_column("item_id").n_unique()
+    return {
+        "terms": len(vocab),
+        "bigram_terms": sum(" " in t for t in vocab.terms),
+        "items": items.height,
+        "items_with_text": with_text,
+        "items_from_tags": 0 if tags is None else tags.height,
+        "mean_terms_per_item": item_terms.height / max(with_text, 1),
+    }
+
+
+def read_vocabulary_folder(
+    folder: Path,
+) -> tuple[Vocabulary, pl.DataFrame, TextConfig, QuerySplit | None]:
+    meta = read_json(folder / "text.json")
+    split = meta.get("tag_split")
+    return (
+        Vocabulary.from_frame(pl.read_parquet(folder / "vocab.parquet")),
+        pl.read_parquet(folder / "item_terms.parquet"),
+        TextConfig(**meta["text_config"]),
+        None if split is None else QuerySplit(**split),
+    )
+
+
+def item_popularity(interactions: Path | pl.LazyFrame) -> pl.DataFrame:
+    """(item_id, count): events per item (all events, clicked or not)."""
+    lf = pl.scan_parquet(interactions) if isinstance(interactions, Path) else interactions
+    return lf.group_by("item_id").len("count").collect()
+
+
+def load_inputs(
+    matrix_path: Path,
+    item_index_path: Path,
+    vocabulary_folder: Path,
+    interactions_path: Path,
+    target: str = "binary",
+) -> ZslInputs:
+    """ZslInputs from the cooc Parquet files, a vocabulary folder and the interactions."""
+    vocab, item_terms, _, _ = read_vocabulary_folder(vocabulary_folder)
+    return build_inputs(
+        pl.read_parquet(matrix_path),
+        pl.read_parquet(item_index_path),
+        item_terms,
+        vocab,
+        target=target,
+        popularity=item_popularity(interactions_path),
+    )
+
+
+def item_titles(dataset: CanonicalDataset, item_ids: np.ndarray) -> list[str | None]:
+    """Titles in the order of ``item_ids`` (None where an item has none)."""
+    pos = pl.DataFrame({"item_id": item_ids.astype(np.int64), "_i": np.arange(len(item_ids))})
+    joined = pos.join(dataset.items().select("item_id", "title"), on="item_id", how="left")
+    return joined.sort("_i").get_column("title").to_list()

@@ -1,0 +1,115 @@
+"""A CSR matrix that multiplies torch tensors on whichever device they live.
+
+The solver is written once against torch tensors. The two operations whose fast path
+differs by device live here and in ``linalg.py``: on CPU a sparse × dense product goes
+through scipy (measured ~10× faster than torch's CPU sparse matmul), on CUDA through a
+torch sparse CSR tensor. The structure is kept on the host as numpy arrays; the values can
+be swapped (``with_values``) without rebuilding it, which conjugate gradient relies on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+
+@dataclass
+class CsrMatrix:
+    """A (n_rows, n_cols) sparse matrix in compressed sparse row form.
+
+    indptr: (n_rows + 1,) int64 · indices: (nnz,) int64 column of each entry, sorted inside
+    a row · data: (nnz,) float64 value of each entry.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    shape: tuple[int, int]
+    _torch_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    @classmethod
+    def from_coo(
+        cls, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]
+    ) -> CsrMatrix:
+        """Build from (row, col, value) triples; duplicates are an error, not summed."""
+        m = sp.csr_array(
+            (np.asarray(values, dtype=np.float64), (np.asarray(rows), np.asarray(cols))),
+            shape=shape,
+        )
+        m.sort_indices()
+        if m.nnz != len(values):
+            raise ValueError(f"{len(values) - m.nnz} duplicate (row, col) pairs")
+        return cls(m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data, shape)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def row_nnz(self) -> np.ndarray:
+        """(n_rows,) number of stored entries per row."""
+        return np.diff(self.indptr)
+
+    def entry_rows(self) -> np.ndarray:
+        """(nnz,) the row of each stored entry."""
+        return np.repeat(np.arange(self.shape[0], dtype=np.int64), self.row_nnz)
+
+    def to_scipy(self) -> sp.csr_array:
+        return sp.csr_array((self.data, self.indices, self.indptr), shape=self.shape)
+
+    def with_values(self, data: np.ndarray) -> CsrMatrix:
+        """Same structure, new values (the torch structure cache is shared)."""
+        if data.shape != self.data.shape:
+            raise ValueError(f"need {self.data.shape} values, got {data.shape}")
+        return CsrMatrix(self.indptr, self.indices, data, self.shape, self._torch_cache)
+
+    def transpose_with_order(self) -> tuple[CsrMatrix, np.ndarray]:
+        """The transpose, and ``order`` such that ``T.data == self.data[order]``."""
+        rows = self.entry_rows()
+        order = np.lexsort((rows, self.indices))  # by column, then row
+        cols_t = rows[order]
+        counts = np.bincount(self.indices, minlength=self.shape[1])
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        t = CsrMatrix(indptr, cols_t, self.data[order], (self.shape[1], self.shape[0]))
+        return t, order
+
+    def scale_rows_cols(self, row_scale: np.ndarray, col_scale: np.ndarray) -> CsrMatrix:
+        """Values multiplied by row_scale[i] · col_scale[j]."""
+        return CsrMatrix(
+            self.indptr,
+            self.indices,
+            self.data * row_scale[self.entry_rows()] * col_scale[self.indices],
+            self.shape,
+            self._torch_cache,
+        )
+
+    def matmul(self, dense: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        """self @ dense, on ``dense``'s device. ``values`` (nnz,) overrides the stored data."""
+        if dense.shape[0] != self.shape[1]:
+            raise ValueError(f"shape mismatch: {self.shape} @ {tuple(dense.shape)}")
+        if dense.device.type == "cpu":
+            data = self.data if values is None else values.detach().numpy()
+            m = sp.csr_array(
+                (data.astype(dense.numpy().dtype, copy=False), self.indices, self.indptr),
+                shape=self.shape,
+            )
+            return torch.from_numpy(np.ascontiguousarray(m @ dense.numpy()))
+        key = str(dense.device)
+        if key not in self._torch_cache:
+            self._torch_cache[key] = (
+                torch.from_numpy(self.indptr).to(dense.device),
+                torch.from_numpy(self.indices).to(dense.device),
+            )
+        crow, col = self._torch_cache[key]
+        vals = (
+            torch.from_numpy(self.data).to(dense.device, dense.dtype)
+            if values is None
+            else values.to(dense.dtype)
+        )
+        m = torch.sparse_csr_tensor(crow, col, vals, size=self.shape)
+        return m @ dense

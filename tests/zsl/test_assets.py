@@ -1,0 +1,51 @@
+"""The zsl asset group materialized end to end on a small synthetic world."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from assets.cooc import build_cooc_assets
+from assets.datasets import synthetic_dataset
+from assets.io_manager import JsonHandleIOManager
+from assets.resources import StoreResource, TorchDeviceResource
+from assets.zsl import build_zsl_assets
+from recflow.cli import main
+
+
+@pytest.mark.slow
+def test_zsl_group_materializes_and_search_answers(tmp_path, capsys):
+    root = str(tmp_path / "store")
+    model_cfg = {"dim": 8, "lam": 1.0, "omega0": 0.01, "text_omega0": 0.01, "iterations": 3}
+    ops = {
+        "synthetic__dataset": {
+            "config": {
+                "n_users": 200,
+                "n_items": 200,
+                "n_events": 20_000,
+                "n_clusters": 8,
+                "seed": 3,
+            }
+        },
+        **{f"synthetic__{m}_model": {"config": model_cfg} for m in ("stl", "zsl_me", "zsl_te")},
+    }
+    result = dg.materialize(
+        [synthetic_dataset, *build_cooc_assets("synthetic"), *build_zsl_assets("synthetic", True)],
+        resources={
+            "store": StoreResource(root=root),
+            "torch_device": TorchDeviceResource(device="cpu"),
+            "io_manager": JsonHandleIOManager(root=root),
+        },
+        run_config={"ops": ops},
+    )
+    assert result.success
+    checks = {
+        (c.asset_key.path[-1], c.check_name): c.passed for c in result.get_asset_check_evaluations()
+    }
+    assert (
+        checks[("zsl_te_model", "loss_decreasing")] and checks[("zsl_me_model", "finite_vectors")]
+    )
+    keys = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert {"zsl_reconstruction", "zsl_queries", "zsl_synonyms", "zsl_te_refresh"} <= keys
+    assert main(["search", "bakoti", "--store", root, "--dataset", "synthetic"]) == 0
+    assert "zsl_te model" in capsys.readouterr().out

@@ -1,0 +1,109 @@
+"""Search on a hand-made toy model: exact rankings and scores, unknown words, fallback, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recflow.cli import main
+from recflow.store import ArtifactStore
+from recflow.text import TextConfig, Vocabulary
+from recflow.zsl.artifact import load_model, save_model
+from recflow.zsl.models import ZslConfig, ZslModel
+from recflow.zsl.search import Searcher
+
+TERMS = ["dark", "comedy", "space"]
+WORDS = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+#                    A           B            C           D
+ITEMS = np.array([[1.0, 1.0], [2.0, -0.5], [0.0, 3.0], [-1.0, -1.0]])
+IDS = np.array([101, 102, 103, 104])
+TITLES = ["Alpha", "Beta", "Gamma", "Delta"]
+
+
+def write_toy(path, popularity=None, prior_weight=None):
+    model = ZslModel(ZslConfig(method="zsl_te", dim=2), ITEMS, WORDS, None, [3.0, 1.0])
+    vocab = Vocabulary(TERMS, np.array([2, 2, 1]))
+    return save_model(
+        path, model, vocab, IDS, TextConfig(), TITLES, popularity, prior_weight, scoring="dot"
+    )
+
+
+def test_dot_ranking_by_hand(tmp_path):
+    s = Searcher.from_dir(write_toy(tmp_path / "m"))
+    r = s.search("Dark comedy", top=3)
+    # u_q = mean(w_dark, w_comedy) = (0.5, 0.5): scores A 1.0, B 0.75, C 1.5, D −1.0
+    assert r.hits.get_column("item_id").to_list() == [103, 101, 102]
+    np.testing.assert_allclose(r.hits.get_column("score").to_numpy(), [1.5, 1.0, 0.75])
+    assert r.hits.get_column("title").to_list() == ["Gamma", "Alpha", "Beta"]
+    assert r.unknown_terms == [] and not r.fallback
+
+
+def test_cosine_ranking_by_hand(tmp_path):
+    s = Searcher.from_dir(write_toy(tmp_path / "m"), scoring="cosine")
+    r = s.search("space", top=4)
+    # u_q = (−1, 0): cos with A −0.707, B −0.970, C 0, D 0.707
+    assert r.hits.get_column("item_id").to_list() == [104, 103, 101, 102]
+    np.testing.assert_allclose(
+        r.hits.get_column("score").to_numpy(), [2**-0.5, 0.0, -(2**-0.5), -2 / 4.25**0.5]
+    )
+
+
+def test_unknown_words_reported_and_fallback_flagged(tmp_path):
+    pop = np.array([5, 50, 1, 20])
+    s = Searcher.from_dir(write_toy(tmp_path / "m", popularity=pop, prior_weight=0.0))
+    r = s.search("dark zombies", top=2)
+    assert r.unknown_terms == ["zombies"] and r.known_terms == ["dark"] and not r.fallback
+    assert r.hits.get_column("item_id").to_list() == [102, 101]  # v·(1,0): B 2, A 1
+    assert "unknown words" in r.describe() and "zombies" in r.describe()
+    r = s.search("zombies", top=4)
+    assert r.fallback and r.unknown_terms == ["zombies"]
+    assert r.hits.get_column("item_id").to_list() == [102, 104, 101, 103]  # by popularity
+    assert "most popular" in r.describe()
+
+
+def test_prior_weight_changes_order(tmp_path):
+    pop = np.array([0, 0, 0, 1000])
+    s = Searcher.from_dir(write_toy(tmp_path / "m", popularity=pop, prior_weight=10.0))
+    assert s.search("dark comedy", top=1).hits.get_column("item_id").to_list() == [104]
+    s = Searcher.from_dir(write_toy(tmp_path / "m2", popularity=pop), prior_weight=0.0)
+    assert s.search("dark comedy", top=1).hits.get_column("item_id").to_list() == [103]
+
+
+def test_no_fallback_without_popularity(tmp_path):
+    r = Searcher.from_dir(write_toy(tmp_path / "m")).search("zombies")
+    assert r.hits.height == 0 and not r.fallback and r.unknown_terms == ["zombies"]
+    assert "no popularity" in r.describe()
+
+
+def test_roundtrip(tmp_path):
+    write_toy(tmp_path / "m", popularity=np.array([1, 2, 3, 4]), prior_weight=0.5)
+    m = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(m.item_vectors, ITEMS.astype(np.float32))
+    assert m.vocab.terms == TERMS and m.prior_weight == 0.5 and m.method == "zsl_te"
+    assert m.popularity.tolist() == [1, 2, 3, 4]
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing")
+
+
+def test_cli_search_latest(tmp_path, capsys):
+    store = ArtifactStore(tmp_path / "store")
+    with store.new_version("toy/zsl_te_model") as d:
+        write_toy(d)
+    code = main(
+        [
+            "search",
+            "dark comedy",
+            "--top",
+            "2",
+            "--store",
+            str(tmp_path / "store"),
+            "--dataset",
+            "toy",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = [x for x in out.splitlines() if x.strip()[:1].isdigit()]
+    assert "Gamma" in lines[0] and "Alpha" in lines[1] and len(lines) == 2
+    code = main(["search", "x", "--store", str(tmp_path / "nothing")])
+    assert code == 2 and "materialize it first" in capsys.readouterr().err
