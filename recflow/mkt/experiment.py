@@ -1,0 +1,348 @@
+"""MKT's offline experiment (section 4): every model on the same tables, AUC/GAUC on the
+target entity's test impressions, over several seeds, with the paper's ablations.
+
+Models (names as they appear in the tables):
+    mlp_target                   single-domain MLP, target rows only
+    shared_bottom, mmoe          joint training on both entities
+    finetune                     MLP pretrained on source rows, fine-tuned on target rows
+    mkt                          MEM pretrained on both entities → TEM on target, MEM frozen
+  ablations
+    mkt_without_hfa              MEM concatenates raw entity-specific embeddings
+    mkt_without_pdl              γ = 0
+    mkt_without_mem_pretraining  TEM + an untrained MEM, trained together on target rows
+    mkt_without_tem_finetuning   the pretrained MEM's target tower, no TEM
+
+Every model trains through ``recflow.train.train`` (one loop); with ``checkpoint_root``
+each stage checkpoints per epoch and a rerun resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from recflow.metrics import auc, gauc
+from recflow.mkt.baselines import BaselineConfig, JointModel, SingleTowerModel
+from recflow.mkt.batches import predict_scores, shuffled_batches
+from recflow.mkt.losses import joint_bce, target_bce
+from recflow.mkt.mem import MemConfig, MultiEntityModel
+from recflow.mkt.tables import FeatureSpec, FeatureTables, activity_bucket
+from recflow.mkt.tem import TemConfig, target_specific_columns
+from recflow.mkt.training import finetune_tem, pretrain_mem
+from recflow.progress import ProgressFn
+from recflow.train import TrainConfig, TrainResult, train
+
+MODELS = ("mlp_target", "shared_bottom", "mmoe", "finetune", "mkt")
+ABLATIONS = (
+    "mkt_without_hfa",
+    "mkt_without_pdl",
+    "mkt_without_mem_pretraining",
+    "mkt_without_tem_finetuning",
+)
+REFERENCE_MODEL = "mlp_target"
+PAPER_TENREC = {  # table 2 of the paper: (AUC, GAUC) on Tenrec
+    "mlp_target": (0.9337, 0.6393),
+    "finetune": (0.9456, 0.6520),
+    "mkt": (0.9524, 0.6583),
+}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Which models, how long, how many seeds."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    models: tuple[str, ...] = MODELS
+    ablations: tuple[str, ...] = ABLATIONS
+    batch_size: int = 256
+    pretrain_epochs: int = 5  # MEM, joint models, Finetune's source stage
+    target_epochs: int = 2  # TEM, single-domain MLP, Finetune's target stage
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    device: str = "auto"
+    mem: MemConfig = field(default_factory=MemConfig)
+    tem: TemConfig = field(default_factory=TemConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ExperimentResult:
+    """One row per (model, seed) with AUC/GAUC overall and by activity bucket."""
+
+    rows: list[dict[str, Any]]
+    training: list[dict[str, Any]]  # one row per training stage: samples/s, params, losses
+
+    def table(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows)
+
+    def summary(self) -> pl.DataFrame:
+        return summarize(self.table())
+
+
+def evaluate_target(rows: pl.DataFrame, scores: np.ndarray) -> dict[str, Any]:
+    """AUC, GAUC (with users used/skipped) overall and per user-activity bucket.
+
+    ``rows``: the target test rows (user_id, label, target_clicks_in_train) in score order.
+    """
+    users = rows.get_column("user_id").to_numpy()
+    labels = rows.get_column("label").to_numpy()
+    g = gauc(users, labels, scores)
+    out: dict[str, Any] = {
+        "auc": auc(labels, scores),
+        "gauc": float(g.value),
+        "gauc_users_used": g.users_used,
+        "gauc_users_skipped": g.users_skipped,
+        "impressions": len(labels),
+    }
+    buckets = activity_bucket(rows.get_column("target_clicks_in_train").to_numpy())
+    for b in ("0-10", "10-30", ">30"):
+        m = buckets == b
+        usable = m.sum() > 0 and labels[m].min() != labels[m].max()
+        out[f"auc[{b}]"] = auc(labels[m], scores[m]) if usable else None
+        try:
+            gb = gauc(users[m], labels[m], scores[m]) if usable else None
+        except ValueError:  # no user of the bucket has both classes
+            gb = None
+        out[f"gauc[{b}]"] = float(gb.value) if gb else None
+        out[f"users[{b}]"] = int(len(np.unique(users[m])))
+    return out
+
+
+class _Runner:
+    """Trains the models of one seed on one set of tables."""
+
+    def __init__(
+        self,
+        tables: FeatureTables,
+        config: ExperimentConfig,
+        seed: int,
+        checkpoint_root: Path | None,
+    ) -> None:
+        self.tables, self.config, self.seed = tables, config, seed
+        self.spec: FeatureSpec = tables.spec()
+        self.item_shared = torch.from_numpy(tables.item_shared)
+        m = tables.mapping
+        self.train_all = tables.tensors("train")
+        self.train_source = tables.tensors("train", m.source_entity)
+        self.train_target = tables.tensors("train", m.target_entity)
+        self.test_target = tables.tensors("test", m.target_entity)
+        self.test_rows = tables.rows("test", m.target_entity)
+        self.checkpoint_root = checkpoint_root
+        self.training: list[dict[str, Any]] = []
+        self.mem_cache: dict[str, MultiEntityModel] = {}
+
+    def _init(self, build: Callable[[], nn.Module], salt: int) -> nn.Module:
+        torch.manual_seed(self.seed * 1009 + salt)
+        model = build()
+        for module in model.modules():
+            if hasattr(module, "set_item_shared") and module.item_shared.sum() == 0:
+                module.set_item_shared(self.item_shared)
+        return model
+
+    def _train_config(self, epochs: int) -> TrainConfig:
+        c = self.config
+        return TrainConfig(
+            epochs=epochs, lr=c.lr, weight_decay=c.weight_decay, seed=self.seed, device=c.device
+        )
+
+    def _checkpoint(self, name: str) -> Path | None:
+        if self.checkpoint_root is None:
+            return None
+        return self.checkpoint_root / f"seed{self.seed}" / name
+
+    def _record(self, name: str, res: TrainResult) -> None:
+        self.training.append(
+            {
+                "stage": name,
+                "seed": self.seed,
+                "samples_per_s": res.samples_per_s,
+                "elapsed_s": res.elapsed_s,
+                "trained_params": res.trained_params,
+                "total_params": res.total_params,
+                "final_loss": res.history[-1]["loss"] if res.history else None,
+                "resumed_from_epoch": res.resumed_from_epoch,
+                "device": res.device,
+            }
+        )
+
+    def _fit(
+        self,
+        name: str,
+        model: nn.Module,
+        loss: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+        tensors: dict[str, torch.Tensor],
+        epochs: int,
+    ) -> TrainResult:
+        batches = shuffled_batches(tensors, self.config.batch_size)
+        tc = self._train_config(epochs)
+        res = train(model, loss, batches, tc, checkpoint_dir=self._checkpoint(name))
+        self._record(name, res)
+        return res
+
+    def mem(self, name: str, config: MemConfig) -> MultiEntityModel:
+        """Pretrain (or reuse) the MEM of ``name`` on both entities' training rows."""
+        if name not in self.mem_cache:
+            tc = self._train_config(self.config.pretrain_epochs)
+            mem, res = pretrain_mem(
+                self.tables,
+                config,
+                tc,
+                self.config.batch_size,
+                checkpoint_dir=self._checkpoint(name),
+            )
+            self._record(name, res)
+            self.mem_cache[name] = mem
+        return self.mem_cache[name]
+
+    def tem(self, name: str, mem: MultiEntityModel, freeze: bool = True) -> nn.Module:
+        tc = self._train_config(self.config.target_epochs)
+        tem, res = finetune_tem(
+            self.tables,
+            mem,
+            self.config.tem,
+            tc,
+            self.config.batch_size,
+            freeze_mem=freeze,
+            checkpoint_dir=self._checkpoint(name),
+        )
+        self._record(name, res)
+        return tem
+
+    def model(self, name: str) -> nn.Module:
+        """Train the model called ``name`` (see the module docstring) and return it."""
+        c = self.config
+        if name == "mlp_target":
+            cols = target_specific_columns(self.spec)
+            m = self._init(lambda: SingleTowerModel(self.spec, c.baseline, cols), 3)
+            self._fit(name, m, target_bce, self.train_target, c.target_epochs)
+            return m
+        if name in ("shared_bottom", "mmoe"):
+            bottom = "shared" if name == "shared_bottom" else "mmoe"
+            m = self._init(lambda: JointModel(self.spec, c.baseline, bottom), 4)
+            self._fit(name, m, joint_bce, self.train_all, c.pretrain_epochs)
+            return m
+        if name == "finetune":
+            m = self._init(lambda: SingleTowerModel(self.spec, c.baseline), 5)
+            self._fit("finetune_source", m, target_bce, self.train_source, c.pretrain_epochs)
+            self._fit("finetune_target", m, target_bce, self.train_target, c.target_epochs)
+            return m
+        if name == "mkt":
+            return self.tem("mkt_tem", self.mem("mkt_mem", c.mem))
+        if name == "mkt_without_tem_finetuning":
+            return self.mem("mkt_mem", c.mem)
+        if name == "mkt_without_hfa":
+            mem = self.mem("mem_without_hfa", MemConfig(**{**asdict(c.mem), "use_hfa": False}))
+            return self.tem("tem_without_hfa", mem)
+        if name == "mkt_without_pdl":
+            mem = self.mem("mem_without_pdl", MemConfig(**{**asdict(c.mem), "pdl_weight": 0.0}))
+            return self.tem("tem_without_pdl", mem)
+        if name == "mkt_without_mem_pretraining":
+            fresh = self._init(lambda: MultiEntityModel(self.spec, c.mem), 1)
+            return self.tem("tem_without_mem_pretraining", fresh, freeze=False)
+        raise ValueError(f"unknown MKT experiment model {name!r}; known: {MODELS + ABLATIONS}")
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        scores = predict_scores(model, self.test_target)
+        return evaluate_target(self.test_rows, scores)
+
+
+def run_experiment(
+    tables: FeatureTables,
+    config: ExperimentConfig = ExperimentConfig(),
+    *,
+    checkpoint_root: str | Path | None = None,
+    on_progress: ProgressFn | None = None,
+) -> ExperimentResult:
+    """Train and evaluate every model of ``config`` for every seed."""
+    names = [*config.models, *config.ablations]
+    total = len(names) * len(config.seeds)
+    rows: list[dict[str, Any]] = []
+    training: list[dict[str, Any]] = []
+    root = Path(checkpoint_root) if checkpoint_root is not None else None
+    for seed in config.seeds:
+        runner = _Runner(tables, config, seed, root)
+        for name in names:
+            row = {"model": name, "seed": seed, **runner.evaluate(runner.model(name))}
+            rows.append(row)
+            if on_progress is not None:
+                on_progress(
+                    len(rows), total, {"seed": seed, "auc": row["auc"], "gauc": row["gauc"]}
+                )
+        training.extend(runner.training)
+    return ExperimentResult(rows=rows, training=training)
+
+
+def summarize(table: pl.DataFrame, reference: str = REFERENCE_MODEL) -> pl.DataFrame:
+    """Mean ± std over seeds per model, and the GAUC/AUC lift over ``reference``."""
+    metrics = [c for c in table.columns if c.startswith(("auc", "gauc")) and "users" not in c]
+    agg = table.group_by("model", maintain_order=True).agg(
+        pl.len().alias("seeds"),
+        *[pl.col(c).cast(pl.Float64).mean().alias(f"{c}_mean") for c in metrics],
+        *[pl.col(c).cast(pl.Float64).std().alias(f"{c}_std") for c in metrics],
+    )
+    ref = agg.filter(pl.col("model") == reference)
+    if ref.height:
+        ref_auc, ref_gauc = ref.item(0, "auc_mean"), ref.item(0, "gauc_mean")
+        agg = agg.with_columns(
+            (pl.col("auc_mean") - ref_auc).alias("auc_lift"),
+            (pl.col("gauc_mean") - ref_gauc).alias("gauc_lift"),
+            ((pl.col("gauc_mean") / ref_gauc - 1) * 100).alias("gauc_lift_pct"),
+        )
+    return agg
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m recflow.mkt.experiment``: the comparison on a synthetic world, printed."""
+    import argparse
+
+    from recflow.data.synthetic import SyntheticConfig, generate
+    from recflow.mkt.mappings import SYNTHETIC
+    from recflow.mkt.tables import build_feature_tables
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--events", type=int, default=120_000)
+    p.add_argument("--users", type=int, default=1_200)
+    p.add_argument("--items", type=int, default=1_000)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--models", default=",".join(MODELS + ABLATIONS))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=None, help="folder for per_seed/summary parquet")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    world = generate(
+        SyntheticConfig(n_events=a.events, n_users=a.users, n_items=a.items, seed=a.data_seed)
+    )
+    tables = build_feature_tables(world.interactions, world.items, world.users, SYNTHETIC)
+    names = tuple(a.models.split(","))
+    config = ExperimentConfig(
+        seeds=tuple(int(s) for s in a.seeds.split(",")),
+        models=tuple(n for n in names if n in MODELS),
+        ablations=tuple(n for n in names if n in ABLATIONS),
+    )
+    result = run_experiment(
+        tables, config, on_progress=lambda i, n, v: print(f"[{i}/{n}] {v}", flush=True)
+    )
+    with pl.Config(tbl_rows=40, tbl_cols=40, tbl_width_chars=250, float_precision=4):
+        cols = ["model", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std", "gauc_lift"]
+        summary = result.summary()
+        print(summary.select(cols + [c for c in summary.columns if c.startswith("gauc[")]))
+        print(pl.DataFrame(result.training))
+    if a.out is not None:
+        a.out.mkdir(parents=True, exist_ok=True)
+        result.table().write_parquet(a.out / "per_seed.parquet")
+        summary.write_parquet(a.out / "summary.parquet")
+
+
+if __name__ == "__main__":
+    main()

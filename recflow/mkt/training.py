@@ -1,0 +1,68 @@
+"""The two MKT stages as plain functions (what the assets call): pretrain MEM on both
+entities' training rows, then fine-tune TEM on the target's, MEM frozen. Both go through
+the shared loop ``recflow.train.train`` and so checkpoint per epoch and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from recflow.mkt.batches import shuffled_batches
+from recflow.mkt.losses import target_bce
+from recflow.mkt.mem import MemConfig, MultiEntityModel, mem_loss
+from recflow.mkt.tables import FeatureTables
+from recflow.mkt.tem import TargetEntityModel, TemConfig
+from recflow.progress import ProgressFn
+from recflow.train import TrainConfig, TrainResult, train
+
+
+def pretrain_mem(
+    tables: FeatureTables,
+    mem_config: MemConfig,
+    train_config: TrainConfig,
+    batch_size: int,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    on_progress: ProgressFn | None = None,
+) -> tuple[MultiEntityModel, TrainResult]:
+    """MEM initialised from ``train_config.seed`` and trained on source + target rows."""
+    torch.manual_seed(train_config.seed * 1009 + 1)
+    mem = MultiEntityModel(tables.spec(), mem_config)
+    mem.embedder.set_item_shared(torch.from_numpy(tables.item_shared))
+    result = train(
+        mem,
+        mem_loss,
+        shuffled_batches(tables.tensors("train"), batch_size),
+        train_config,
+        checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
+        on_progress=on_progress,
+    )
+    return mem, result
+
+
+def finetune_tem(
+    tables: FeatureTables,
+    mem: MultiEntityModel,
+    tem_config: TemConfig,
+    train_config: TrainConfig,
+    batch_size: int,
+    *,
+    freeze_mem: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    on_progress: ProgressFn | None = None,
+) -> tuple[TargetEntityModel, TrainResult]:
+    """TEM on the target entity's training rows, with ``mem`` frozen (by default)."""
+    torch.manual_seed(train_config.seed * 1009 + 2)
+    tem = TargetEntityModel(tables.spec(), mem, tem_config, freeze_mem=freeze_mem)
+    tem.embedder.set_item_shared(torch.from_numpy(tables.item_shared))
+    mem.embedder.set_item_shared(torch.from_numpy(tables.item_shared))
+    result = train(
+        tem,
+        target_bce,
+        shuffled_batches(tables.tensors("train", tables.mapping.target_entity), batch_size),
+        train_config,
+        checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
+        on_progress=on_progress,
+    )
+    return tem, result
