@@ -1,0 +1,137 @@
+"""NextItNet: a stack of dilated causal 1-D convolutions over item embeddings.
+
+Yuan et al., "A Simple Convolutional Generative Network for Next Item Recommendation"
+(WSDM 2019), the backbone that PeterRec (Yuan et al., SIGIR 2020) pretrains and patches.
+
+Tensors run as (batch, channels, seq) so each convolution is a plain ``Conv1d``. A causal
+convolution left-pads by (kernel − 1)·dilation, so the output at position t sees inputs
+at t, t − d, ..., t − (k−1)·d and never a later one. A residual block (the paper's Fig. 3b)
+is: dilated conv (d) → layer norm → ReLU → dilated conv (2d) → layer norm → ReLU, plus the
+input. Positions holding PAD are zeroed after every activation, so how much left padding
+a sequence has does not change the output at its real positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recflow.seq.sequences import PAD
+
+
+@dataclass(frozen=True)
+class NextItNetConfig:
+    """Shape of the network (stored beside every checkpoint)."""
+
+    n_tokens: int  # vocabulary: items + PAD + CLS
+    channels: int = 64
+    kernel_size: int = 3
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    n_stacks: int = 2  # the dilations are repeated this many times
+    dropout: float = 0.0
+
+    @property
+    def block_dilations(self) -> list[int]:
+        return list(self.dilations) * self.n_stacks
+
+    @property
+    def receptive_field(self) -> int:
+        """How many past positions the last output can see (itself included)."""
+        return 1 + sum(3 * d * (self.kernel_size - 1) for d in self.block_dilations)
+
+
+class CausalConv1d(nn.Module):
+    """Conv1d on (B, C, T) whose output at t depends only on inputs at ≤ t."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.left_pad = (kernel_size - 1) * dilation
+        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # y_t = Σ_j W_j · x_{t − (k−1−j)·d} + b   (zeros before the start)
+        return self.conv(F.pad(x, (self.left_pad, 0)))  # (B, C, T)
+
+
+class ChannelLayerNorm(nn.Module):
+    """Layer norm over channels of a (B, C, T) tensor."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)  # (B, C, T)
+
+
+class ResidualBlock(nn.Module):
+    """x + ReLU(LN(conv_2d(ReLU(LN(conv_d(x))))))."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.conv1: nn.Module = CausalConv1d(channels, kernel_size, dilation)
+        self.norm1 = ChannelLayerNorm(channels)
+        self.conv2: nn.Module = CausalConv1d(channels, kernel_size, 2 * dilation)
+        self.norm2 = ChannelLayerNorm(channels)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        # x: (B, C, T); keep: (B, 1, T), 1 at real positions and 0 at PAD
+        h = F.relu(self.norm1(self.conv1(x))) * keep
+        h = F.relu(self.norm2(self.conv2(h))) * keep
+        return x + self.dropout(h)
+
+
+class NextItNetEncoder(nn.Module):
+    """Item embedding + residual blocks: tokens (B, T) → hidden states (B, T, C)."""
+
+    def __init__(self, config: NextItNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.n_tokens, config.channels, padding_idx=PAD)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(config.channels, config.kernel_size, d, config.dropout)
+            for d in config.block_dilations
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        keep = (tokens != PAD).unsqueeze(1).to(self.embedding.weight.dtype)  # (B, 1, T)
+        x = self.embedding(tokens).transpose(1, 2)  # (B, C, T)
+        for block in self.blocks:
+            x = block(x, keep)
+        return x.transpose(1, 2)  # (B, T, C)
+
+
+class NextItNet(nn.Module):
+    """Encoder + a softmax head over the vocabulary: logit of token v at t = h_t · W_v + b_v."""
+
+    def __init__(self, config: NextItNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = NextItNetEncoder(config)
+        self.head = nn.Linear(config.channels, config.n_tokens)
+        init_weights(self)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(tokens))  # (B, T, n_tokens)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Embeddings N(0, 0.02) with a zero PAD row; conv and linear weights Xavier-uniform,
+    biases 0; layer norms weight 1, bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.Conv1d | nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

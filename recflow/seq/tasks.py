@@ -1,0 +1,291 @@
+"""Downstream tasks that a pretrained sequence encoder is fine-tuned on (PeterRec, Sec. 4).
+
+Both tasks read a user's source-domain behaviour (the last ``max_len − 1`` items, then
+CLS) and split users, never events, into train/valid/test (``split_by_user``), so test
+users are unseen while fine-tuning.
+
+- ``AttributeTask``: predict a user attribute (gender, age group, occupation) from the
+  sequence. Metrics: accuracy and macro-F1; baselines: the majority class and a logistic
+  regression on the bag of items of the same window (scikit-learn).
+- ``ColdStartTask``: recommend target-domain items to users known only by their source
+  behaviour. Each (train user, target item) pair is one example of a softmax over target
+  items. Metrics per held-out (user, item) pair: HR@5, NDCG@5 and MRR against 99 sampled
+  negatives the user did not consume (seeded); per user: recall@20 over all target items.
+  Baseline: target-item popularity among train users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+from torch import nn
+
+from recflow.data.validate import DataValidationError
+from recflow.metrics import (
+    accuracy,
+    hit_rate_at_k,
+    macro_f1,
+    mrr,
+    ndcg_from_rank,
+    rank_of_positive,
+    recall_at_k,
+)
+from recflow.seq.finetune import LabelledSequences, predict_scores
+from recflow.seq.sequences import (
+    FIRST_ITEM_TOKEN,
+    ItemIndex,
+    RaggedTokens,
+    split_by_user,
+    with_cls,
+)
+
+SPLITS = ("train", "valid", "test")
+
+
+def user_windows(sequences: pl.DataFrame, index: ItemIndex, max_len: int) -> np.ndarray:
+    """The last ``max_len − 1`` items of each row, left-padded, then CLS: (N, max_len)."""
+    ragged = RaggedTokens.from_items(sequences.get_column("items"), index)
+    return with_cls(ragged.last(np.arange(len(ragged)), max_len))
+
+
+def bag_of_items(tokens: np.ndarray, n_tokens: int) -> sparse.csr_matrix:
+    """Binary user × token matrix of the item tokens in each row (PAD and CLS dropped)."""
+    rows, cols = np.nonzero(tokens >= FIRST_ITEM_TOKEN)
+    m = sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, tokens[rows, cols])),
+        shape=(len(tokens), n_tokens),
+    )
+    m.data[:] = 1.0  # duplicates summed by the constructor count once
+    return m
+
+
+@dataclass(frozen=True)
+class AttributeTask:
+    """User-attribute prediction: one LabelledSequences per split and the class names."""
+
+    name: str
+    classes: list[str]
+    splits: dict[str, LabelledSequences]
+    n_tokens: int
+    primary_metric: str = "accuracy"
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes)
+
+    @property
+    def train(self) -> LabelledSequences:
+        return self.splits["train"]
+
+    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        data = self.splits[split]
+        predicted = predict_scores(model, data.tokens).argmax(axis=1)
+        return {
+            "accuracy": accuracy(data.labels, predicted),
+            "macro_f1": macro_f1(data.labels, predicted),
+        }
+
+    def baselines(self, split: str = "test", seed: int = 0) -> dict[str, dict[str, float]]:
+        """Majority class and logistic regression on the bag of items (trained on train)."""
+        train, test = self.train, self.splits[split]
+        majority = np.bincount(train.labels, minlength=self.n_outputs).argmax()
+        out = {"majority": self._scores(test.labels, np.full(len(test), majority))}
+        clf = LogisticRegression(max_iter=2000, random_state=seed)
+        clf.fit(bag_of_items(train.tokens, self.n_tokens), train.labels)
+        out["logreg_bag_of_items"] = self._scores(
+            test.labels, clf.predict(bag_of_items(test.tokens, self.n_tokens))
+        )
+        return out
+
+    @staticmethod
+    def _scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+        return {"accuracy": accuracy(labels, predicted), "macro_f1": macro_f1(labels, predicted)}
+
+
+def attribute_labels(
+    users: pl.DataFrame, attribute: str, bins: list[float] | None = None
+) -> pl.DataFrame:
+    """(user_id, label) with the attribute as text; ``bins`` groups a numeric attribute
+    into ranges ("<18", "18-24", ..., "56+" for bins [18, 25, ..., 56]). Nulls dropped."""
+    if attribute not in users.columns:
+        raise DataValidationError("users", attribute, "attribute column not present", users.height)
+    df = users.select("user_id", pl.col(attribute).alias("value")).drop_nulls("value")
+    if df.height == 0:
+        raise DataValidationError("users", attribute, "no user has this attribute", users.height)
+    if bins is None:
+        return df.select("user_id", pl.col("value").cast(pl.String).alias("label"))
+    edges = sorted(bins)
+    names = [f"<{edges[0]:g}"]
+    names += [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    names.append(f"{edges[-1]:g}+")
+    codes = np.searchsorted(
+        np.asarray(edges, dtype=np.float64), df.get_column("value").to_numpy(), side="right"
+    )
+    return df.select("user_id").with_columns(
+        pl.Series("label", [names[c] for c in codes], dtype=pl.String)
+    )
+
+
+def attribute_task(
+    sequences: pl.DataFrame,
+    users: pl.DataFrame,
+    attribute: str,
+    index: ItemIndex,
+    max_len: int,
+    *,
+    bins: list[float] | None = None,
+    valid_share: float = 0.1,
+    test_share: float = 0.2,
+    seed: int = 0,
+) -> AttributeTask:
+    """Users with both a sequence and the attribute, split by user."""
+    labelled = sequences.join(attribute_labels(users, attribute, bins), on="user_id", how="inner")
+    if labelled.height < 10:
+        raise DataValidationError(
+            "sequences×users",
+            attribute,
+            "fewer than 10 users with a sequence and the attribute",
+            labelled.height,
+        )
+    labelled = split_by_user(labelled.sort("user_id"), valid_share, test_share, seed)
+    classes = sorted(labelled.get_column("label").unique().to_list())
+    splits = {}
+    for name in SPLITS:
+        part = labelled.filter(pl.col("split") == name)
+        codes = np.searchsorted(
+            np.asarray(classes, dtype=object), part.get_column("label").to_numpy()
+        )
+        splits[name] = LabelledSequences(user_windows(part, index, max_len), codes.astype(np.int64))
+    return AttributeTask(f"attribute:{attribute}", classes, splits, index.n_tokens)
+
+
+@dataclass(frozen=True)
+class ColdStartTask:
+    """Target-domain recommendation from source behaviour.
+
+    ``target_items[c]`` is the item id of output class c. Per split, ``tokens`` (U, T) are
+    the users' windows and ``relevant[u]`` their target classes; ``train`` expands the
+    train users into one example per (user, target item).
+    """
+
+    name: str
+    target_items: np.ndarray  # (n_classes,) item ids
+    tokens: dict[str, np.ndarray]
+    relevant: dict[str, list[np.ndarray]]
+    train: LabelledSequences
+    n_negatives: int = 99
+    seed: int = 0
+    primary_metric: str = "ndcg@5"
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.target_items)
+
+    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        return self.score(predict_scores(model, self.tokens[split]), split)
+
+    def score(self, scores: np.ndarray, split: str = "test") -> dict[str, float]:
+        """Metrics of a (users, n_classes) score matrix for ``split``."""
+        rng = np.random.default_rng(self.seed)
+        n = self.n_outputs
+        sampled, recalls = [], []
+        for u, rel in enumerate(self.relevant[split]):
+            pool = np.setdiff1d(np.arange(n), rel)
+            if len(pool) < self.n_negatives:
+                raise ValueError(
+                    f"only {len(pool)} target items to sample {self.n_negatives} negatives from"
+                )
+            for pos in rel:
+                neg = rng.choice(pool, self.n_negatives, replace=False)
+                sampled.append(np.concatenate([[scores[u, pos]], scores[u, neg]]))
+            top = np.argsort(-scores[u], kind="stable")[:20]
+            recalls.append(recall_at_k(top, rel, 20))
+        rank = rank_of_positive(np.asarray(sampled))
+        return {
+            "hr@5": hit_rate_at_k(rank, 5),
+            "ndcg@5": ndcg_from_rank(rank, 5),
+            "mrr": mrr(rank),
+            "recall@20": float(np.mean(recalls)),
+        }
+
+    def baselines(self, split: str = "test", seed: int = 0) -> dict[str, dict[str, float]]:
+        """Popularity: every user gets the target items ranked by train-user counts."""
+        counts = np.bincount(self.train.labels, minlength=self.n_outputs).astype(np.float64)
+        # a tiny seeded jitter breaks ties between equally popular items at random
+        jitter = np.random.default_rng(seed).random(self.n_outputs) * 1e-3
+        users = len(self.relevant[split])
+        return {"popularity": self.score(np.tile(counts + jitter, (users, 1)), split)}
+
+
+def cold_start_task(
+    source_sequences: pl.DataFrame,
+    target_interactions: pl.DataFrame,
+    index: ItemIndex,
+    max_len: int,
+    *,
+    name: str = "cold_start",
+    valid_share: float = 0.1,
+    test_share: float = 0.2,
+    n_negatives: int = 99,
+    seed: int = 0,
+) -> ColdStartTask:
+    """Users with a source sequence and at least one target item, split by user."""
+    targets = (
+        target_interactions.select("user_id", "item_id")
+        .unique()
+        .group_by("user_id")
+        .agg(pl.col("item_id").sort().alias("target_ids"))
+    )
+    users = source_sequences.join(targets, on="user_id", how="inner").sort("user_id")
+    if users.height < 10:
+        raise DataValidationError(
+            "sequences×target",
+            "user_id",
+            "fewer than 10 users with source and target behaviour",
+            users.height,
+        )
+    users = split_by_user(users, valid_share, test_share, seed)
+    target_items = np.unique(target_interactions.get_column("item_id").to_numpy())
+    tokens, relevant = {}, {}
+    train = None
+    for split in SPLITS:
+        part = users.filter(pl.col("split") == split)
+        tokens[split] = user_windows(part, index, max_len)
+        relevant[split] = [
+            np.searchsorted(target_items, np.asarray(ids))
+            for ids in part.get_column("target_ids").to_list()
+        ]
+        if split == "train":
+            per_user = np.array([len(r) for r in relevant[split]], dtype=np.int64)
+            train = LabelledSequences(
+                np.repeat(tokens[split], per_user, axis=0),
+                np.concatenate(relevant[split]).astype(np.int64),
+            )
+    assert train is not None
+    return ColdStartTask(name, target_items, tokens, relevant, train, n_negatives, seed)
+
+
+def build_tasks(
+    attributes: dict[str, list[float] | None],
+    sequences: pl.DataFrame,
+    target_events: pl.DataFrame,
+    users: pl.DataFrame,
+    index: ItemIndex,
+    max_len: int,
+    *,
+    seed: int = 0,
+) -> list[AttributeTask | ColdStartTask]:
+    """Every downstream task of a dataset: cold start, then one task per attribute that
+    at least 10 users have (attributes nobody has, e.g. in ml-latest-small, are skipped)."""
+    tasks: list[AttributeTask | ColdStartTask] = [
+        cold_start_task(sequences, target_events, index, max_len, seed=seed)
+    ]
+    for name, bins in attributes.items():
+        if name not in users.columns or users.get_column(name).drop_nulls().len() < 10:
+            continue
+        tasks.append(attribute_task(sequences, users, name, index, max_len, bins=bins, seed=seed))
+    return tasks
