@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install Debian's chromium for the browser test (tests/ui). Does nothing when
+# /usr/bin/chromium is already there. Needs root (or sudo) and the Debian package mirror.
+set -euo pipefail
+if [ -x /usr/bin/chromium ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+/usr/bin/chromium --version
