@@ -95,11 +95,12 @@ def _run_errors(server: DagsterDevServer, run_id: str) -> str:
 
 
 def _wait_for_graph(page: Any, node_label: str) -> None:
-    """The graph has rendered once a node with this label is visible, and it is up to date
-    once no node still says "Loading…" (statuses arrive after the layout)."""
+    """The graph has rendered once a node with this label is in the page (a large graph may
+    place it outside the visible pane), and it is up to date once no node still says
+    "Loading…" (statuses arrive after the layout)."""
     from playwright.sync_api import expect  # here, so a missing playwright fails one test
 
-    page.get_by_text(node_label, exact=True).first.wait_for(state="visible")
+    page.get_by_text(node_label, exact=True).first.wait_for(state="attached")
     expect(page.get_by_text(LOADING)).to_have_count(0, timeout=STATUS_TIMEOUT_MS)
 
 
