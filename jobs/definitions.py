@@ -23,7 +23,13 @@ from assets.seq import build_seq_assets
 from assets.zsl import build_zsl_assets
 from jobs.automation import automation_sensor, with_automation
 from jobs.executor import default_executor
-from jobs.jobs import DEFAULT_DATASETS, daily_refresh_job, default_job, observe_sources_job
+from jobs.jobs import (
+    DEFAULT_DATASETS,
+    daily_refresh_job,
+    default_job,
+    observe_sources_job,
+    synthetic_job,
+)
 from jobs.retries import with_training_retries
 from jobs.schedules import build_daily_refresh_schedule
 from jobs.sensors import log_run_failures, observe_sources_on_change
@@ -75,7 +81,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
-        jobs=[default_job, daily_refresh_job, observe_sources_job],
+        jobs=[default_job, synthetic_job, daily_refresh_job, observe_sources_job],
         schedules=[build_daily_refresh_schedule()],
         sensors=[automation_sensor, observe_sources_on_change, log_run_failures],
         resources={

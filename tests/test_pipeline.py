@@ -47,8 +47,12 @@ def test_definitions_load_with_the_default_graph() -> None:
         assert f"{name}/raw_files" in keys and f"{name}/dataset" in keys
     job = defs.resolve_job_def("materialize_default")
     in_job = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert "ml_small/cooc_matrix" in in_job and "synthetic/cooc_matrix" in in_job
-    assert not any(k.startswith(("ml100k/", "ml1m/", "tenrec/")) for k in in_job)
+    assert "ml_small/cooc_matrix" in in_job and "ml_small/zsl_te_model" in in_job
+    assert not any(k.startswith(("synthetic/", "ml100k/", "ml1m/", "tenrec/")) for k in in_job)
+    synthetic = defs.resolve_job_def("materialize_synthetic")
+    in_synthetic = {k.to_user_string() for k in synthetic.asset_layer.executable_asset_keys}
+    assert {"synthetic/cooc_matrix", "synthetic/mkt_comparison"} <= in_synthetic
+    assert all(k.startswith("synthetic/") for k in in_synthetic)
     for key in graph.materializable_asset_keys:
         node = graph.get(key)
         assert node.description, f"{key.to_user_string()} has no description"
