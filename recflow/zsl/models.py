@@ -114,16 +114,23 @@ class Trainer:
                 [Block(x_t, self.text_rw, c.text_omega0)], self.text_cw, c.lam, **kw
             )
         elif c.method == "zsl_me":
-            _, self.text_cw = inputs.text_weights()
-            self.text_rw = r  # one row weight per item, shared by both tasks
+            # each task keeps its own matrix's row weights: the text task weights item i by
+            # 1/√(its term count), not by its co-consumption r_i (which would shrink popular
+            # items' text toward 0 and rank unpopular items first)
+            self.text_rw, self.text_cw = inputs.text_weights()
             a = c.text_task_weight
             self.v_solver = RowSolver(
-                [Block(x, self.text_cw, c.text_omega0, a), Block(inputs.cooc, cw, c.omega0)],
-                r,
+                [
+                    Block(x, self.text_cw, c.text_omega0, a, row_weight=self.text_rw),
+                    Block(inputs.cooc, cw, c.omega0, row_weight=r),
+                ],
+                np.ones(n),
                 c.lam,
                 **kw,
             )
-            self.w_solver = RowSolver([Block(x_t, r, c.text_omega0, a)], self.text_cw, c.lam, **kw)
+            self.w_solver = RowSolver(
+                [Block(x_t, self.text_rw, c.text_omega0, a)], self.text_cw, c.lam, **kw
+            )
             self.u_solver = RowSolver([Block(m_t, r, c.omega0)], cw, c.lam, **kw)
         else:
             self.encoder = inputs.bag_of_words()

@@ -19,7 +19,9 @@ normal equation per row sharing one eigendecomposition of G:
 
 with G_ω = Σ_b α_b ω0_b G_b = Q Λ Qᵀ. In the eigenbasis the first and last terms are
 diagonal, so rows with fewer observed pairs than dimensions use the Woodbury identity
-(a k×k solve instead of d×d), the others a direct d×d solve. ``TextEncoderSolver`` solves
+(a k×k solve instead of d×d), the others a direct d×d solve. A block may carry its own
+row weights s_bi (tasks sharing V but not their row weights); then row i's Gramian is
+Σ_b s_bi α_b ω0_b G_b and every row takes the direct solve. ``TextEncoderSolver`` solves
 ZSL_TE's word step, where the columns are u_j = Σ_t b_jt w_t, by conjugate gradient on the
 same loss (its Hessian applied through the Gramian trick too).
 """
@@ -41,13 +43,17 @@ class Block:
     """One task's observed matrix seen from the side being solved (rows = what we solve for).
 
     targets: (n_rows, n_cols) y_ij on the observed pairs · col_weight: (n_cols,) c_j ·
-    omega0: weight of an implicit negative, 0 ≤ ω0 < 1 · task_weight: α, the task's share.
+    omega0: weight of an implicit negative, 0 ≤ ω0 < 1 · task_weight: α, the task's share ·
+    row_weight: (n_rows,) this task's own row weights s_i, multiplying the solver's r_i
+    (None: 1). Tasks that share row factors but not their row weights (ZSL_ME's text and
+    co-consumption tasks) need it; it makes the solver's Gramian differ per row.
     """
 
     targets: CsrMatrix
     col_weight: np.ndarray
     omega0: float
     task_weight: float = 1.0
+    row_weight: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.omega0 < 1.0:
@@ -58,6 +64,13 @@ class Block:
             )
         if self.task_weight <= 0:
             raise ValueError(f"task_weight must be > 0, got {self.task_weight}")
+        if self.row_weight is not None and (
+            self.row_weight.shape != (self.targets.shape[0],) or (self.row_weight < 0).any()
+        ):
+            raise ValueError(
+                f"row_weight must be ≥ 0 with shape ({self.targets.shape[0]},), "
+                f"got shape {self.row_weight.shape}"
+            )
 
 
 @dataclass
@@ -67,6 +80,7 @@ class _Chunk:
     diag: torch.Tensor  # (b, k) α c_j (1 − ω0) (padding: 0)
     rhs_w: torch.Tensor  # (b, k) α c_j y_ij (padding: 0)
     shift: torch.Tensor  # (b,) λ / r_i
+    gram_scale: torch.Tensor | None  # (b, n_blocks) s_bi per block (None: all blocks 1)
 
 
 class RowSolver:
@@ -102,10 +116,16 @@ class RowSolver:
         self.row_weight = row_weight.astype(np.float64)
         self._offsets = np.cumsum([0] + [b.targets.shape[1] for b in blocks])
         rows, cols, diag, rhs_w = [], [], [], []
-        for b, off in zip(blocks, self._offsets, strict=False):
+        self._per_row = any(b.row_weight is not None for b in blocks)
+        # (n_rows, n_blocks) s_bi: each task's own row weight relative to r_i
+        self._scales = np.stack(
+            [np.ones(n_rows) if b.row_weight is None else b.row_weight for b in blocks], axis=1
+        )
+        for k, (b, off) in enumerate(zip(blocks, self._offsets, strict=False)):
             t = b.targets
-            c = b.col_weight[t.indices]
-            rows.append(t.entry_rows())
+            er = t.entry_rows()
+            c = b.col_weight[t.indices] * self._scales[er, k]
+            rows.append(er)
             cols.append(t.indices + off)
             diag.append(b.task_weight * c * (1.0 - b.omega0))
             rhs_w.append(b.task_weight * c * t.data)
@@ -154,20 +174,26 @@ class RowSolver:
                     shift=torch.from_numpy(self.lam / self.row_weight[rows]).to(
                         self.device, self.dtype
                     ),
+                    gram_scale=torch.from_numpy(self._scales[rows]).to(self.device, self.dtype)
+                    if self._per_row
+                    else None,
                 )
             )
             start = stop
         self._chunks_for_dim[dim] = chunks
         return chunks
 
-    def gramian(self, col_factors: Sequence[torch.Tensor]) -> torch.Tensor:
-        """G_ω = Σ_b α_b ω0_b Uᵀ diag(c_b) U, (d, d)."""
-        d = col_factors[0].shape[1]
-        g = torch.zeros(d, d, device=self.device, dtype=self.dtype)
+    def block_gramians(self, col_factors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(n_blocks, d, d): α_b ω0_b Uᵀ diag(c_b) U for each block."""
+        out = []
         for b, u in zip(self.blocks, col_factors, strict=True):
             c = torch.from_numpy(b.col_weight).to(self.device, self.dtype)
-            g += b.task_weight * b.omega0 * (u.T @ (u * c[:, None]))  # Uᵀ diag(c) U
-        return g
+            out.append(b.task_weight * b.omega0 * (u.T @ (u * c[:, None])))  # Uᵀ diag(c) U
+        return torch.stack(out)
+
+    def gramian(self, col_factors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """G_ω = Σ_b α_b ω0_b Uᵀ diag(c_b) U, (d, d) (the rows' G when no block has s_bi)."""
+        return self.block_gramians(col_factors).sum(dim=0)
 
     def solve(self, col_factors: Sequence[torch.Tensor]) -> torch.Tensor:
         """The exact row factors V (n_rows, d) for the given column factors."""
@@ -177,7 +203,10 @@ class RowSolver:
             if u.shape[0] != b.targets.shape[1]:
                 raise ValueError(f"factor rows {u.shape[0]} ≠ block columns {b.targets.shape[1]}")
         d = col_factors[0].shape[1]
-        evals, q = symmetric_eigh(self.gramian(col_factors))  # G_ω = Q Λ Qᵀ
+        grams = self.block_gramians(col_factors)  # (n_blocks, d, d)
+        evals, q = symmetric_eigh(grams.sum(dim=0))  # G_ω = Q Λ Qᵀ
+        if self._per_row:  # each row's Gramian Σ_b s_bi G_b, in the same eigenbasis
+            grams = q.T @ grams @ q
         u_rot = torch.cat(list(col_factors), dim=0) @ q  # (n_cols_total, d) in the eigenbasis
         x_rot = torch.zeros(self.n_rows, d, device=self.device, dtype=self.dtype)
         for ch in self._chunks(d):
@@ -186,7 +215,13 @@ class RowSolver:
             rhs = torch.einsum("bk,bkd->bd", ch.rhs_w, ut)  # Σ_j α c_j y_ij u_j
             base = evals[None, :] + ch.shift[:, None]  # (b, d) diagonal of Λ + (λ/r_i) I
             k = ut.shape[1]
-            if k < d:
+            if ch.gram_scale is not None:
+                # per-row Gramian: (Σ_b s_bi Q'G_bQ + λ/r_i I + Ũᵀ D Ũ) x = rhs
+                a = torch.einsum("bn,nde->bde", ch.gram_scale, grams)
+                a = a + torch.diag_embed(ch.shift[:, None].expand(-1, d))
+                a = a + ut.transpose(1, 2) @ (ut * ch.diag[:, :, None])
+                x = batched_spd_solve(a, rhs)
+            elif k < d:
                 # Woodbury: A⁻¹ = B⁻¹ − B⁻¹Ũᵀ(D⁻¹ + Ũ B⁻¹ Ũᵀ)⁻¹ Ũ B⁻¹, B diagonal
                 binv = 1.0 / base  # (b, d)
                 t = binv * rhs  # B⁻¹ rhs

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from recflow.zsl.linalg import batched_spd_solve
 from recflow.zsl.solver import Block, RowSolver, TextEncoderSolver, block_loss
 from recflow.zsl.sparse import CsrMatrix
 
@@ -65,6 +66,32 @@ def test_row_solver_zero_gradient_two_blocks(dim):
     assert float(v.detach().abs().max()) > 1e-3  # not the trivial answer
 
 
+@pytest.mark.parametrize("dim", [3, 12])
+def test_row_solver_per_block_row_weights_zero_gradient(dim):
+    """Two tasks sharing V, each with its own row weights s_bi on top of r_i."""
+    rng = np.random.default_rng(3)
+    n = 16
+    t1, y1, m1 = random_block(rng, n, 10, 0.3)
+    t2, y2, m2 = random_block(rng, n, 14, 0.3)
+    c1, c2 = rng.uniform(0.5, 2, 10), rng.uniform(0.5, 2, 14)
+    r = rng.uniform(0.5, 2, n)
+    s1, s2 = rng.uniform(0.1, 3, n), rng.uniform(0.1, 3, n)
+    u1 = torch.from_numpy(rng.normal(size=(10, dim)))
+    u2 = torch.from_numpy(rng.normal(size=(14, dim)))
+    lam, a1 = 0.4, 2.0
+    blocks = [Block(t1, c1, 0.05, a1, row_weight=s1), Block(t2, c2, 0.01, row_weight=s2)]
+    v = RowSolver(blocks, r, lam, CPU, torch.float64, memory_elems=500).solve([u1, u2])
+    v = v.requires_grad_(True)
+    loss = (
+        a1 * dense_loss(y1, m1, r * s1, c1, 0.05, v, u1)
+        + dense_loss(y2, m2, r * s2, c2, 0.01, v, u2)
+        + lam * (v**2).sum()
+    )
+    (grad,) = torch.autograd.grad(loss, v)
+    assert float(grad.abs().max()) < 1e-9
+    assert float(v.detach().abs().max()) > 1e-3
+
+
 def test_text_encoder_solver_zero_gradient():
     rng = np.random.default_rng(2)
     n, n_terms, d = 25, 10, 4
@@ -89,3 +116,14 @@ def test_block_rejects_bad_omega():
     t = CsrMatrix.from_coo(np.array([0]), np.array([0]), np.array([1.0]), (1, 1))
     with pytest.raises(ValueError, match="omega0"):
         Block(t, np.ones(1), 1.0)
+    with pytest.raises(ValueError, match="row_weight"):
+        Block(t, np.ones(1), 0.1, row_weight=np.ones(2))
+
+
+def test_batched_spd_solve_by_hand_with_lu_fallback():
+    """Cholesky for SPD batches; a batch with a non-PD matrix falls back to LU."""
+    spd = torch.tensor([[[2.0, 0.0], [0.0, 4.0]], [[2.0, 1.0], [1.0, 2.0]]], dtype=torch.float64)
+    rhs = torch.tensor([[2.0, 2.0], [3.0, 3.0]], dtype=torch.float64)
+    np.testing.assert_allclose(batched_spd_solve(spd, rhs).numpy(), [[1.0, 0.5], [1.0, 1.0]])
+    swap = torch.tensor([[[2.0, 0.0], [0.0, 4.0]], [[0.0, 1.0], [1.0, 0.0]]], dtype=torch.float64)
+    np.testing.assert_allclose(batched_spd_solve(swap, rhs).numpy(), [[1.0, 0.5], [3.0, 3.0]])
