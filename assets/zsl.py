@@ -60,9 +60,16 @@ class ZslVocabularyConfig(dg.Config):
     min_item_count: int = _TEXT["min_item_count"]
     min_terms_per_item: int = _TEXT["min_terms_per_item"]
     bigrams: bool = _TEXT["bigrams"]
-    tag_text_share: float = 0.0
+    tag_text_share: float = 0.5
     validation_share: float = 0.5
     split_seed: int = 0
+
+
+class ZslSyntheticVocabularyConfig(ZslVocabularyConfig):
+    """On the synthetic world the queries are the planted synonym words: none of them may
+    become item text, or the synonym test would measure a leak."""
+
+    tag_text_share: float = 0.0
 
 
 class ZslModelConfig(dg.Config):
@@ -106,6 +113,7 @@ def _rows(df: pl.DataFrame) -> list[dict]:
 def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
     """The zsl group of ``dataset`` (assets and checks); ``synthetic`` adds the synonym test."""
     vocab_key = zsl_key(dataset, "zsl_vocabulary")
+    vocab_config = ZslSyntheticVocabularyConfig if synthetic else ZslVocabularyConfig
     model_keys = {m: zsl_key(dataset, f"{m}_model") for m in METHODS}
 
     @dg.asset(
@@ -118,7 +126,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
     )
     def vocabulary(
         context: dg.AssetExecutionContext,
-        config: ZslVocabularyConfig,
+        config: vocab_config,
         dataset_handle: dict,
         store: StoreResource,
     ):
