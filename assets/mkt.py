@@ -66,6 +66,7 @@ class MktMemConfig(dg.Config):
     independent_sizes: list[int] = list(_MEM["independent_sizes"])
     tower_sizes: list[int] = list(_MEM["tower_sizes"])
     pdl_weight: float = _MEM["pdl_weight"]
+    loss_weighting: str = _MEM["loss_weighting"]  # "volume" (per sample) or "entity"
     epochs: int = _EXP["pretrain_epochs"]
     lr: float = _EXP["lr"]
     batch_size: int = _EXP["batch_size"]

@@ -48,7 +48,8 @@ def test_mem_shapes_and_loss_is_bce_plus_gamma_pdl(tables: FeatureTables) -> Non
     # each sample's common knowledge comes from its own entity's gate
     rows = torch.arange(64)
     torch.testing.assert_close(common, k.common[rows, batch["entity"]])
-    want = per_entity_bce(logits, batch["label"], batch["entity"]) + 0.01 * (
+    weighting = mem.config.loss_weighting
+    want = per_entity_bce(logits, batch["label"], batch["entity"], weighting=weighting) + 0.01 * (
         polarized_distribution_loss(common, indep, batch["entity"])
     )
     torch.testing.assert_close(mem_loss(mem, batch), want)
