@@ -15,7 +15,7 @@ from recflow.data.registry import DatasetSource
 from recflow.data.synthetic import SyntheticConfig, generate
 from recflow.data.validate import DataValidationError
 
-DATASET_CODE_VERSION = "1"
+DATASET_CODE_VERSION = "2"
 
 
 def dataset_key(dataset: str) -> dg.AssetKey:
@@ -113,6 +113,7 @@ class SyntheticDatasetConfig(dg.Config):
     n_events: int = _SYNTH_DEFAULTS["n_events"]
     n_clusters: int = _SYNTH_DEFAULTS["n_clusters"]
     target_share: float = _SYNTH_DEFAULTS["target_share"]
+    target_interest_correlation: float = _SYNTH_DEFAULTS["target_interest_correlation"]
     seed: int = _SYNTH_DEFAULTS["seed"]
 
 

@@ -62,7 +62,11 @@ Events (the ``interactions`` table)
     affinity = -price_sensitivity[u] * z(price) for products, z = (ln price - mean) / std over
     all products (``info["price_log_mean"]``, ``info["price_log_std"]``), and
     affinity = 1 if style == preferred_style[u] else -1 / (n_styles - 1) for posts. Interest is
-    shared by both entities; the entity-specific signal lives in price and style.
+    shared by both entities by default; the entity-specific signal lives in price and style.
+    With ``target_interest_correlation`` rho < 1, clicks on posts use the post interest
+    rho * interest(u, c) + sqrt(1 - rho^2) * own(u, c), own = preference_sigma * N(0, 1)
+    centred per user, drawn from a stream of its own (``user_truth.target_interest``);
+    products, exposures and runs are unchanged, so only posts' clicks differ from rho = 1.
     Clicked events keep the run structure, so consecutive clicks of a user mostly share a
     cluster (co-consumption); both synonym sides of a cluster are in its runs. Rows are
     sorted by (user_id, timestamp).
@@ -90,7 +94,8 @@ Extras (planted truth, written beside the canonical tables)
     ``item_truth``: item_id, cluster, entity, synonym_word, side (0 = word_a, 1 = word_b),
     popularity, is_new, release_timestamp. ``synonyms``: cluster, word_a, word_b,
     fresh_word, topic_words_a, topic_words_b (lists). ``user_truth``: user_id, top_cluster,
-    interest (list over clusters), price_sensitivity, preferred_style, n_events.
+    interest (list over clusters), target_interest (posts' interest; = interest at rho = 1),
+    price_sensitivity, preferred_style, n_events.
     ``info``: the config and the derived parameters above.
 
 Measured at the defaults (seed 0): click rate 0.41; consecutive clicks of a user share a
@@ -168,6 +173,8 @@ class SyntheticConfig:
     interest_weight: float = 1.0  # a
     affinity_weight: float = 1.0  # b
     click_bias: float = -1.5  # c
+    # posts' interest = rho * interest + sqrt(1 - rho^2) * post-only interest (1 = identical)
+    target_interest_correlation: float = 1.0
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -204,6 +211,10 @@ class SyntheticConfig:
         need(
             self.noise_words_per_item <= self.noise_words,
             "noise_words_per_item exceeds noise_words",
+        )
+        need(
+            0.0 <= self.target_interest_correlation <= 1.0,
+            f"target_interest_correlation must be in [0, 1], got {self.target_interest_correlation}",
         )
         need(self.n_styles >= 2, "n_styles must be >= 2")
         need(self.brands_per_cluster >= 1, "brands_per_cluster must be >= 1")
@@ -260,6 +271,7 @@ class _Users:
     gender: np.ndarray  # (U,) int64 index into GENDERS
     age: np.ndarray  # (U,) int64 index into AGE_GROUPS
     interest: np.ndarray  # (U, K) float64, theta centred per user
+    target_interest: np.ndarray  # (U, K) float64, the interest that drives clicks on posts
     preference: np.ndarray  # (U, K) float64, softmax(theta)
     price_sensitivity: np.ndarray  # (U,)
     preferred_style: np.ndarray  # (U,) int64
@@ -276,7 +288,7 @@ class _Events:
 
 
 def _rngs(seed: int) -> dict[str, np.random.Generator]:
-    names = ("items", "users", "sessions", "exposures", "clicks", "text")
+    names = ("items", "users", "sessions", "exposures", "clicks", "text", "target_interest")
     seqs = np.random.SeedSequence(seed).spawn(len(names))
     return {n: np.random.default_rng(s) for n, s in zip(names, seqs, strict=True)}
 
@@ -346,7 +358,9 @@ def boosted_clusters(n_clusters: int) -> dict[str, dict[str, list[int]]]:
     }
 
 
-def _make_users(cfg: SyntheticConfig, rng: np.random.Generator) -> _Users:
+def _make_users(
+    cfg: SyntheticConfig, rng: np.random.Generator, target_rng: np.random.Generator
+) -> _Users:
     u, k = cfg.n_users, cfg.n_clusters
     gender = rng.integers(len(GENDERS), size=u)
     age = rng.choice(len(AGE_GROUPS), size=u, p=np.asarray(AGE_GROUP_SHARES))
@@ -363,10 +377,19 @@ def _make_users(cfg: SyntheticConfig, rng: np.random.Generator) -> _Users:
     activity = rng.lognormal(0.0, cfg.activity_sigma, size=u)
     spare = cfg.n_events - u * cfg.min_events_per_user
     n_events = cfg.min_events_per_user + rng.multinomial(spare, activity / activity.sum())
+    rho = cfg.target_interest_correlation
+    if rho < 1.0:  # own draw, so rho = 1 leaves every other stream as it was
+        own = cfg.preference_sigma * target_rng.standard_normal((u, k))
+        own -= own.mean(axis=1, keepdims=True)
+        # interest_post = rho * interest + sqrt(1 - rho^2) * post-only interest
+        target_interest = rho * interest + np.sqrt(1.0 - rho * rho) * own
+    else:
+        target_interest = interest
     return _Users(
         gender=gender,
         age=age,
         interest=interest,
+        target_interest=target_interest,
         preference=preference,
         price_sensitivity=price_sensitivity,
         preferred_style=preferred_style,
@@ -501,7 +524,9 @@ def _simulate_events(
 
     # --- clicks: P = sigmoid(a * interest(u, c) + b * affinity + c0)
     rng = rngs["clicks"]
-    interest = users.interest.ravel()[user.astype(np.int64) * k + cluster]
+    cell = user.astype(np.int64) * k + cluster
+    interest = np.where(is_post, users.target_interest.ravel()[cell], users.interest.ravel()[cell])
+    del cell
     del cluster
     style_match = items.style[item] == users.preferred_style[user]
     post_affinity = np.where(style_match, 1.0, -1.0 / (cfg.n_styles - 1))
@@ -706,6 +731,7 @@ def _truth_frames(
             "user_id": np.arange(1, n + 1, dtype=np.int64),
             "top_cluster": users.interest.argmax(axis=1).astype(np.int64),
             "interest": pl.Series(users.interest).cast(pl.List(pl.Float64)),
+            "target_interest": pl.Series(users.target_interest).cast(pl.List(pl.Float64)),
             "price_sensitivity": users.price_sensitivity,
             "preferred_style": [f"s{s}" for s in users.preferred_style.tolist()],
             "n_events": users.n_events,
@@ -753,7 +779,7 @@ def generate(config: SyntheticConfig) -> CanonicalTables:
     """Generate the synthetic world described in the module docstring (name ``"synthetic"``)."""
     rngs = _rngs(config.seed)
     items = _make_items(config, rngs["items"])
-    users = _make_users(config, rngs["users"])
+    users = _make_users(config, rngs["users"], rngs["target_interest"])
     events = _simulate_events(config, items, users, rngs)
     interactions = _interactions_frame(config, items, events)
     del events
@@ -777,5 +803,5 @@ def generate_interactions(
     cfg = benchmark_config(n_events, seed=seed, n_users=n_users, n_items=n_items)
     rngs = _rngs(cfg.seed)
     items = _make_items(cfg, rngs["items"])
-    users = _make_users(cfg, rngs["users"])
+    users = _make_users(cfg, rngs["users"], rngs["target_interest"])
     return _interactions_frame(cfg, items, _simulate_events(cfg, items, users, rngs))

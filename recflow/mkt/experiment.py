@@ -314,6 +314,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--users", type=int, default=1_200)
     p.add_argument("--items", type=int, default=1_000)
     p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument(
+        "--target-interest-correlation",
+        type=float,
+        default=1.0,
+        help="rho of the synthetic world: posts' interest = rho * shared + sqrt(1-rho^2) * own",
+    )
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--models", default=",".join(MODELS + ABLATIONS))
     p.add_argument("--threads", type=int, default=1)
@@ -321,7 +327,13 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     world = generate(
-        SyntheticConfig(n_events=a.events, n_users=a.users, n_items=a.items, seed=a.data_seed)
+        SyntheticConfig(
+            n_events=a.events,
+            n_users=a.users,
+            n_items=a.items,
+            seed=a.data_seed,
+            target_interest_correlation=a.target_interest_correlation,
+        )
     )
     tables = build_feature_tables(world.interactions, world.items, world.users, SYNTHETIC)
     names = tuple(a.models.split(","))

@@ -336,3 +336,39 @@ def test_alias_table_draws_in_proportion_to_weight() -> None:
 def test_bad_config_is_rejected(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SyntheticConfig(**{**SMALL.__dict__, **changes})
+
+
+def _post_click_fit(world: CanonicalTables, column: str) -> float:
+    """Click rate on posts in the top minus the bottom tercile of the user_truth ``column``."""
+    interest = np.stack(world.extras["user_truth"].sort("user_id")[column].to_numpy())
+    truth = world.extras["item_truth"].select("item_id", "cluster")
+    posts = world.interactions.filter(pl.col("entity") == TARGET_ENTITY).join(truth, on="item_id")
+    level = interest[posts["user_id"].to_numpy() - 1, posts["cluster"].to_numpy()]
+    label = posts["label"].to_numpy()
+    low, high = np.quantile(level, [1 / 3, 2 / 3])
+    return float(label[level >= high].mean() - label[level < low].mean())
+
+
+def test_target_interest_correlation_decouples_post_interest() -> None:
+    cfg = SyntheticConfig(n_users=300, n_items=400, n_events=30_000, n_clusters=10, seed=4)
+    same = generate(cfg)
+    truth = same.extras["user_truth"]
+    # default rho = 1: posts follow the very same interest as products
+    np.testing.assert_array_equal(
+        np.stack(truth["interest"].to_numpy()), np.stack(truth["target_interest"].to_numpy())
+    )
+    for rho in (0.0, 0.5):
+        world = generate(SyntheticConfig(**{**cfg.__dict__, "target_interest_correlation": rho}))
+        t = world.extras["user_truth"]
+        shared = np.stack(t["interest"].to_numpy())
+        post = np.stack(t["target_interest"].to_numpy())
+        # the shared interest and the behaviour on products are those of rho = 1
+        np.testing.assert_array_equal(shared, np.stack(truth["interest"].to_numpy()))
+        corr = np.corrcoef(shared.ravel(), post.ravel())[0, 1]
+        assert abs(corr - rho) < 0.1  # 3,000 cells: the sampling sd is ~0.02
+        # clicks on posts follow the post interest, not the products' one, when rho = 0
+        if rho == 0.0:
+            assert _post_click_fit(world, "target_interest") > 0.2
+            assert abs(_post_click_fit(world, "interest")) < 0.05
+    with pytest.raises(ValueError, match="target_interest_correlation"):
+        SyntheticConfig(target_interest_correlation=1.5)
