@@ -87,6 +87,15 @@ class ZslModelConfig(dg.Config):
     scoring: str = "dot"
 
 
+class ZslSyntheticModelConfig(ZslModelConfig):
+    """The synthetic world's settings: with the paper's λ=4, ω0=0.001 every method stays
+    near random there; λ=1, ω0=0.01 gave ZSL_TE 0.73 NDCG@100 on the synonym queries
+    (STL 0.08, TF-IDF 0.02)."""
+
+    lam: float = 1.0
+    omega0: float = 0.01
+
+
 class ZslRefreshConfig(dg.Config):
     iterations: int = 2
 
@@ -114,6 +123,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
     """The zsl group of ``dataset`` (assets and checks); ``synthetic`` adds the synonym test."""
     vocab_key = zsl_key(dataset, "zsl_vocabulary")
     vocab_config = ZslSyntheticVocabularyConfig if synthetic else ZslVocabularyConfig
+    model_config = ZslSyntheticModelConfig if synthetic else ZslModelConfig
     model_keys = {m: zsl_key(dataset, f"{m}_model") for m in METHODS}
 
     @dg.asset(
@@ -153,7 +163,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
         )
         def _model(
             context: dg.AssetExecutionContext,
-            config: ZslModelConfig,
+            config: model_config,
             cooc: dict,
             vocab: dict,
             store: StoreResource,
