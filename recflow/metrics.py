@@ -12,7 +12,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import f1_score, roc_auc_score
 
 
 def _as_set(relevant: Collection[int] | np.ndarray) -> set[int]:
@@ -73,6 +72,8 @@ def rank_of_positive(scores: np.ndarray) -> np.ndarray:
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (scikit-learn)."""
+    from sklearn.metrics import roc_auc_score  # imported on use: search needs no sklearn
+
     return float(roc_auc_score(np.asarray(labels), np.asarray(scores)))
 
 
@@ -91,6 +92,8 @@ def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> GaucResul
     users = np.asarray(users)
     labels = np.asarray(labels)
     scores = np.asarray(scores)
+    from sklearn.metrics import roc_auc_score
+
     order = np.argsort(users, kind="stable")
     users, labels, scores = users[order], labels[order], scores[order]
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
@@ -116,6 +119,8 @@ def accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
 
 def macro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
     """Unweighted mean of per-class F1 (scikit-learn), over the classes in ``labels``."""
+    from sklearn.metrics import f1_score
+
     return float(
         f1_score(labels, predicted, average="macro", labels=np.unique(labels), zero_division=0)
     )

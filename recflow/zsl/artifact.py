@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -22,7 +22,9 @@ import polars as pl
 from recflow.data.validate import DataValidationError
 from recflow.store import atomic_path, read_json, write_json
 from recflow.text import TextConfig, Vocabulary
-from recflow.zsl.models import ZslModel
+
+if TYPE_CHECKING:  # models imports torch; loading a saved model for search does not need it
+    from recflow.zsl.models import ZslModel
 
 FORMAT = 1
 

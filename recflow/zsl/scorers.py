@@ -13,7 +13,6 @@ from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from recflow.text import Vocabulary, encode_query
 from recflow.zsl.sparse import CsrMatrix
@@ -81,6 +80,8 @@ class TfidfScorer:
         self.vocab = vocab
         self.bigrams = bigrams
         self.transformer = TfidfTransformer(sublinear_tf=True).fit(item_terms.to_scipy())
+        from sklearn.preprocessing import normalize  # TF-IDF baseline only
+
         self.items = normalize(self.transformer.transform(item_terms.to_scipy())).tocsr()
 
     def scores(self, query: str) -> np.ndarray | None:
@@ -88,6 +89,8 @@ class TfidfScorer:
         if not enc.known:
             return None
         counts = np.bincount(enc.known, minlength=len(self.vocab)).astype(np.float64)
+        from sklearn.preprocessing import normalize
+
         q = normalize(self.transformer.transform(sp.csr_array(counts[None, :])))
         return np.asarray((self.items @ q.T).todense()).ravel()
 

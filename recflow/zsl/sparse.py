@@ -10,10 +10,13 @@ be swapped (``with_values``) without rebuilding it, which conjugate gradient rel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-import torch
+
+if TYPE_CHECKING:  # torch is imported on first matmul: search loads no solver
+    import torch
 
 
 @dataclass
@@ -90,6 +93,8 @@ class CsrMatrix:
 
     def matmul(self, dense: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         """self @ dense, on ``dense``'s device. ``values`` (nnz,) overrides the stored data."""
+        import torch
+
         if dense.shape[0] != self.shape[1]:
             raise ValueError(f"shape mismatch: {self.shape} @ {tuple(dense.shape)}")
         if dense.device.type == "cpu":
