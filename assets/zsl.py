@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from assets.cooc import cooc_key
+from assets.daily import REFRESH_TAG
 from assets.datasets import dataset_from_handle, dataset_key
 from assets.metadata import bar_chart, line_chart, markdown_table, plt, png_markdown
 from assets.progress import log_progress
@@ -372,6 +373,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
         },
         group_name="zsl",
         kinds={"torch"},
+        tags={REFRESH_TAG: "daily"},  # the daily_refresh schedule picks it up
         code_version=CODE_VERSION,
         description="Daily warm start (paper §5.4): the previous ZSL_TE vectors carried over by id/term, new items and words added, a few solves on today's matrix.",
     )

@@ -53,6 +53,10 @@ def test_definitions_load_with_the_default_graph() -> None:
     in_synthetic = {k.to_user_string() for k in synthetic.asset_layer.executable_asset_keys}
     assert {"synthetic/cooc_matrix", "synthetic/mkt_comparison"} <= in_synthetic
     assert all(k.startswith("synthetic/") for k in in_synthetic)
+    daily = defs.resolve_job_def("daily_refresh")
+    in_daily = {k.to_user_string() for k in daily.asset_layer.executable_asset_keys}
+    assert {"ml_small/cooc_matrix", "ml_small/zsl_te_refresh"} <= in_daily
+    assert "ml_small/zsl_te_model" not in in_daily  # full retrains are not daily work
     for key in graph.materializable_asset_keys:
         node = graph.get(key)
         assert node.description, f"{key.to_user_string()} has no description"
