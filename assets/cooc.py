@@ -1,18 +1,18 @@
 """The ``cooc`` group: the item→next-item co-consumption matrix of a dataset, and its checks."""
 
-import dataclasses
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 
 from assets.datasets import dataset_from_handle, dataset_key
+from assets.defaults import library_defaults
 from assets.metadata import bar_chart
 from assets.resources import StoreResource
 from recflow.cooc import CoocConfig, build_cooc
 from recflow.cooc_checks import check_cooc_matrix
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoocConfig)}
+_DEFAULTS = library_defaults(CoocConfig)
 
 CHECK_NAMES = (
     "at_most_k_per_row",

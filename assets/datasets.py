@@ -1,12 +1,12 @@
 """The ``canonical`` group: every dataset converted once into the canonical tables."""
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from assets.defaults import library_defaults
 from assets.metadata import markdown_table
 from assets.raw import raw_files_key
 from assets.resources import DataSourcesResource, StoreResource
@@ -102,7 +102,7 @@ def build_file_dataset_asset(ds: DatasetSource) -> dg.AssetsDefinition:
     return _asset
 
 
-_SYNTH_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SyntheticConfig)}
+_SYNTH_DEFAULTS = library_defaults(SyntheticConfig)
 
 
 class SyntheticDatasetConfig(dg.Config):

@@ -5,7 +5,6 @@ target, MEM frozen); the comparison trains the baselines and ablations on the sa
 over several seeds and reports AUC/GAUC overall and by user-activity bucket.
 """
 
-import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from assets.datasets import dataset_from_handle, dataset_key
+from assets.defaults import library_defaults
 from assets.metadata import line_chart, markdown_table
 from assets.progress import log_progress
 from assets.resources import StoreResource, TorchDeviceResource
@@ -35,11 +35,11 @@ from recflow.mkt.training import finetune_tem, pretrain_mem
 from recflow.train import TrainConfig, TrainResult
 
 CODE_VERSION = "1"
-_TABLE = {f.name: f.default for f in dataclasses.fields(TableConfig)}
-_MEM = {f.name: f.default for f in dataclasses.fields(MemConfig)}
-_TEM = {f.name: f.default for f in dataclasses.fields(TemConfig)}
-_EXP = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
-_TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_TABLE = library_defaults(TableConfig)
+_MEM = library_defaults(MemConfig)
+_TEM = library_defaults(TemConfig)
+_EXP = library_defaults(ExperimentConfig)
+_TRAIN = library_defaults(TrainConfig)
 
 
 def mkt_key(dataset: str, name: str) -> dg.AssetKey:

@@ -6,7 +6,6 @@ How each dataset becomes a source and a target domain is ``recflow.seq.domains``
 Everything here is a thin call into ``recflow.seq``.
 """
 
-import dataclasses
 import hashlib
 import json
 import shutil
@@ -16,6 +15,7 @@ import dagster as dg
 import polars as pl
 
 from assets.datasets import dataset_from_handle, dataset_key
+from assets.defaults import library_defaults
 from assets.metadata import line_chart, markdown_table
 from assets.progress import log_progress
 from assets.resources import StoreResource, TorchDeviceResource
@@ -40,10 +40,10 @@ from recflow.store import read_json, save_state_dict, write_json
 from recflow.train import TrainConfig
 
 CODE_VERSION = "1"
-_SEQ = {f.name: f.default for f in dataclasses.fields(SequenceConfig)}
-_NET = {f.name: f.default for f in dataclasses.fields(NextItNetConfig) if f.name != "n_tokens"}
-_PRE = {f.name: f.default for f in dataclasses.fields(PretrainConfig)}
-_TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_SEQ = library_defaults(SequenceConfig)
+_NET = library_defaults(NextItNetConfig)
+_PRE = library_defaults(PretrainConfig)
+_TRAIN = library_defaults(TrainConfig)
 
 FINETUNE_LR = {
     Method.FINE_ALL: 1e-3,

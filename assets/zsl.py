@@ -15,6 +15,7 @@ import polars as pl
 from assets.cooc import cooc_key
 from assets.daily import REFRESH_TAG
 from assets.datasets import dataset_from_handle, dataset_key
+from assets.defaults import library_defaults
 from assets.metadata import bar_chart, line_chart, markdown_table, plt, png_markdown
 from assets.progress import log_progress
 from assets.resources import StoreResource, TorchDeviceResource
@@ -44,8 +45,8 @@ from recflow.zsl.queries import QuerySplit, eval_queries
 from recflow.zsl.refresh import warm_start_refresh
 from recflow.zsl.scorers import PopularityScorer, RandomScorer, TfidfScorer, VectorScorer
 
-_TEXT = {f.name: f.default for f in dataclasses.fields(TextConfig)}
-_ZSL = {f.name: f.default for f in dataclasses.fields(ZslConfig)}
+_TEXT = library_defaults(TextConfig)
+_ZSL = library_defaults(ZslConfig)
 CODE_VERSION = "1"
 
 
