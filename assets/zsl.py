@@ -121,6 +121,17 @@ def _rows(df: pl.DataFrame) -> list[dict]:
     ]
 
 
+def _dataset_and_inputs(
+    dataset: str, matrix: str, item_index: str, vocabulary: str, target: str = "binary"
+):
+    """The canonical dataset and the solver inputs that upstream handles point at."""
+    ds = dataset_from_handle({"path": dataset})
+    inputs = load_inputs(
+        Path(matrix), Path(item_index), Path(vocabulary), ds.interactions_path, target
+    )
+    return ds, inputs
+
+
 def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
     """The zsl group of ``dataset`` (assets and checks); ``synthetic`` adds the synonym test."""
     vocab_key = zsl_key(dataset, "zsl_vocabulary")
@@ -171,13 +182,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
             store: StoreResource,
             torch_device: TorchDeviceResource,
         ):
-            ds = dataset_from_handle({"path": vocab["dataset"]})
-            inputs = load_inputs(
-                Path(cooc["matrix"]),
-                Path(cooc["item_index"]),
-                Path(vocab["path"]),
-                ds.interactions_path,
-                config.target,
+            ds, inputs = _dataset_and_inputs(
+                vocab["dataset"], cooc["matrix"], cooc["item_index"], vocab["path"], config.target
             )
             cfg = ZslConfig(method=method, **config.model_dump(exclude={"target", "scoring"}))
             model = train(
@@ -260,12 +266,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
 
     def _context(handles: dict[str, dict]):
         any_handle = next(iter(handles.values()))
-        ds = dataset_from_handle({"path": any_handle["dataset"]})
-        inputs = load_inputs(
-            Path(any_handle["cooc"]),
-            Path(any_handle["item_index"]),
-            Path(any_handle["vocab"]),
-            ds.interactions_path,
+        ds, inputs = _dataset_and_inputs(
+            any_handle["dataset"], any_handle["cooc"], any_handle["item_index"], any_handle["vocab"]
         )
         models = {m: load_model(h["path"]) for m, h in handles.items()}
         return ds, inputs, models
@@ -387,12 +389,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
         store: StoreResource,
         torch_device: TorchDeviceResource,
     ):
-        ds = dataset_from_handle({"path": vocab["dataset"]})
-        inputs = load_inputs(
-            Path(cooc["matrix"]),
-            Path(cooc["item_index"]),
-            Path(vocab["path"]),
-            ds.interactions_path,
+        ds, inputs = _dataset_and_inputs(
+            vocab["dataset"], cooc["matrix"], cooc["item_index"], vocab["path"]
         )
         prev = load_model(previous["path"])
         model, stats = warm_start_refresh(
