@@ -8,9 +8,15 @@ Reproducibility: each epoch reseeds torch's global RNG (dropout) and hands the b
 function a generator seeded by (seed, epoch), so a run resumed from the checkpoint of
 epoch e continues exactly as the uninterrupted run would have.
 
+Model selection (``TrainConfig.select_by``): after every epoch ``evaluate`` scores the
+model on held-out data; the loop keeps the weights of the best epoch by that number,
+stops after ``patience`` epochs without improvement, and hands back the best weights.
+Every model of a comparison then gets the epoch count that suits it, chosen on
+validation data, instead of one fixed count that favours some models over others.
+
 Checkpoints (``checkpoint_dir``): ``last_model.pt`` and ``last_optim.pt`` (state dicts,
-loaded with ``weights_only=True``) and ``last.json`` (epoch, history), written atomically
-after every epoch.
+loaded with ``weights_only=True``), ``best_model.pt`` when selecting, and ``last.json``
+(epoch, history, best epoch), written atomically after every epoch.
 
 Data parallel (``torchrun --nproc_per_node=N``, after ``init_distributed()``): every
 process draws the same global batches, trains on its share of each (``shard_batch``) and
@@ -55,6 +61,17 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # bfloat16 autocast, on CUDA only
     log_every: int = 50  # steps between progress reports
+    select_by: str | None = None  # a key of ``evaluate``'s output: keep that metric's best epoch
+    select_mode: str = "max"  # "max" (AUC, accuracy) or "min" (loss)
+    patience: int | None = None  # with ``select_by``: stop after this many epochs without gain
+
+    def __post_init__(self) -> None:
+        if self.select_mode not in ("max", "min"):
+            raise ValueError(f"select_mode must be 'max' or 'min', got {self.select_mode!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+        if self.patience is not None and self.select_by is None:
+            raise ValueError("patience needs select_by (the metric that decides improvement)")
 
 
 @dataclass
@@ -68,6 +85,9 @@ class TrainResult:
     samples: int = 0
     device: str = "cpu"
     resumed_from_epoch: int | None = None
+    best_epoch: int | None = None  # with ``select_by``: the epoch whose weights were kept
+    best_value: float | None = None
+    stopped_early: bool = False
 
     @property
     def samples_per_s(self) -> float:
@@ -186,16 +206,46 @@ def _save_checkpoint(
     epoch: int,
     history: list[dict[str, float]],
     config: TrainConfig,
+    best: _Best,
 ) -> None:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     save_state_dict(model.state_dict(), checkpoint_dir / "last_model.pt")
+    if best.improved_at == epoch and best.state is not None:
+        save_state_dict(best.state, checkpoint_dir / "best_model.pt")
     tmp = checkpoint_dir / ".last_optim.pt.tmp"
     torch.save(optimizer.state_dict(), tmp)
     tmp.replace(checkpoint_dir / "last_optim.pt")
-    write_json(
-        {"epoch": epoch, "history": history, "config": asdict(config)},
+    write_json(  # written last: it names the epoch the files above belong to
+        {
+            "epoch": epoch,
+            "history": history,
+            "config": asdict(config),
+            "best_epoch": best.epoch,
+            "best_value": best.value,
+        },
         checkpoint_dir / "last.json",
     )
+
+
+@dataclass
+class _Best:
+    """The best epoch so far by ``select_by`` and a CPU copy of its weights."""
+
+    mode: str
+    epoch: int | None = None
+    value: float | None = None
+    state: dict[str, torch.Tensor] | None = None
+    improved_at: int | None = None  # the epoch of the last improvement (to save once)
+
+    def update(self, epoch: int, value: float, model: nn.Module) -> None:
+        if value != value:  # NaN never wins
+            return
+        better = self.value is None or (
+            value > self.value if self.mode == "max" else value < self.value
+        )
+        if better:
+            self.epoch, self.value, self.improved_at = epoch, value, epoch
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def train(
@@ -220,17 +270,23 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no parameter that requires grad: nothing to train")
+    if config.select_by is not None and evaluate is None:
+        raise ValueError(f"select_by={config.select_by!r} needs an evaluate function")
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     trained, total = count_parameters(model)
     result = TrainResult(trained_params=trained, total_params=total, device=str(device))
 
     start_epoch = 1
+    best = _Best(config.select_mode)
     if checkpoint_dir is not None:
         meta = _load_checkpoint(Path(checkpoint_dir), model, optimizer)
         if meta is not None:
             start_epoch = int(meta["epoch"]) + 1
             result.history = list(meta["history"])
             result.resumed_from_epoch = int(meta["epoch"])
+            if meta.get("best_epoch") is not None:
+                best.epoch, best.value = int(meta["best_epoch"]), float(meta["best_value"])
+                best.state = load_state_dict(Path(checkpoint_dir) / "best_model.pt")
 
     rank, world = distributed_world()
     if world > 1:
@@ -247,6 +303,9 @@ def train(
     started = time.perf_counter()
     step = 0
     for epoch in range(start_epoch, config.epochs + 1):
+        if _patience_spent(config, best, epoch - 1):
+            result.stopped_early = True
+            break
         torch.manual_seed(config.seed * 100_003 + epoch)
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         model.train()
@@ -292,10 +351,19 @@ def train(
             model.eval()
             with torch.no_grad():
                 row.update({k: float(v) for k, v in evaluate(model).items()})
+            if config.select_by is not None:
+                if config.select_by not in row:
+                    raise KeyError(
+                        f"select_by={config.select_by!r} is not among the evaluated "
+                        f"numbers {sorted(row)}"
+                    )
+                best.update(epoch, row[config.select_by], model)
         result.history.append(row)
         result.samples += epoch_samples
         if checkpoint_dir is not None and rank == 0:
-            _save_checkpoint(Path(checkpoint_dir), model, optimizer, epoch, result.history, config)
+            _save_checkpoint(
+                Path(checkpoint_dir), model, optimizer, epoch, result.history, config, best
+            )
         if world > 1:
             dist.barrier()  # no process starts the next epoch before the checkpoint is written
         if on_progress is not None:
@@ -304,5 +372,15 @@ def train(
             eta = elapsed / done * (config.epochs - epoch)
             on_progress(epoch, config.epochs, {**row, "elapsed_s": elapsed, "eta_s": eta})
     result.elapsed_s = time.perf_counter() - started
+    if config.select_by is not None and best.state is not None:
+        model.load_state_dict(best.state)  # back to the best epoch's weights
+        result.best_epoch, result.best_value = best.epoch, best.value
     model.eval()
     return result
+
+
+def _patience_spent(config: TrainConfig, best: _Best, last_epoch: int) -> bool:
+    """True when ``patience`` epochs have passed since the best one (early stopping)."""
+    if config.patience is None or best.epoch is None:
+        return False
+    return last_epoch - best.epoch >= config.patience

@@ -83,3 +83,88 @@ def test_nothing_to_train_is_an_error() -> None:
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="nothing to train"):
         train(model, loss_fn, batches, TrainConfig(epochs=1, device="cpu"))
+
+
+def _scripted(values: list[float], start: int = 0):
+    """An ``evaluate`` that reports ``values[epoch - 1]`` as "valid_auc" (epochs from start+1)."""
+    calls = [start]
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        calls[0] += 1
+        return {"valid_auc": values[calls[0] - 1]}
+
+    return evaluate
+
+
+def _weights(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_select_by_restores_the_best_epochs_weights() -> None:
+    """Validation peaks at epoch 2 of 4: the model handed back equals a 2-epoch run's."""
+    model_2, loss_fn, batches = _setup()
+    train(model_2, loss_fn, batches, TrainConfig(epochs=2, lr=1e-2, device="cpu"))
+
+    model, loss_fn, batches = _setup()
+    cfg = TrainConfig(epochs=4, lr=1e-2, device="cpu", select_by="valid_auc")
+    res = train(model, loss_fn, batches, cfg, evaluate=_scripted([0.6, 0.8, 0.7, 0.75]))
+    assert (res.best_epoch, res.best_value) == (2, 0.8)
+    assert [r["epoch"] for r in res.history] == [1, 2, 3, 4]  # no patience: all epochs ran
+    assert not res.stopped_early
+    for a, b in zip(_weights(model), _weights(model_2), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_select_mode_min_and_nan_never_wins() -> None:
+    model, loss_fn, batches = _setup()
+    cfg = TrainConfig(epochs=3, lr=1e-2, device="cpu", select_by="valid_auc", select_mode="min")
+    res = train(model, loss_fn, batches, cfg, evaluate=_scripted([0.5, float("nan"), 0.4]))
+    assert (res.best_epoch, res.best_value) == (3, 0.4)
+
+
+def test_patience_stops_after_epochs_without_gain() -> None:
+    model, loss_fn, batches = _setup()
+    cfg = TrainConfig(epochs=10, lr=1e-2, device="cpu", select_by="valid_auc", patience=2)
+    res = train(model, loss_fn, batches, cfg, evaluate=_scripted([0.6, 0.8, 0.7, 0.79, 0.9]))
+    assert [r["epoch"] for r in res.history] == [1, 2, 3, 4]  # epoch 5 never ran
+    assert res.stopped_early and res.best_epoch == 2
+
+
+def test_resume_keeps_the_best_epoch_across_processes(tmp_path: Path) -> None:
+    """Interrupted after epoch 3 (best = 2), resumed to 5: same best weights as one run."""
+    values = [0.6, 0.8, 0.7, 0.75, 0.65]
+    cfg = TrainConfig(epochs=5, lr=1e-2, device="cpu", select_by="valid_auc")
+    model_a, loss_fn, batches = _setup()
+    full = train(model_a, loss_fn, batches, cfg, evaluate=_scripted(values))
+
+    ckpt = tmp_path / "ckpt"
+    model_b, loss_fn, batches = _setup()
+    cfg_3 = TrainConfig(epochs=3, lr=1e-2, device="cpu", select_by="valid_auc")
+    train(model_b, loss_fn, batches, cfg_3, evaluate=_scripted(values), checkpoint_dir=ckpt)
+    assert (ckpt / "best_model.pt").exists()
+    model_c, loss_fn, batches = _setup(seed=123)
+    res = train(
+        model_c, loss_fn, batches, cfg, evaluate=_scripted(values, start=3), checkpoint_dir=ckpt
+    )
+    assert res.resumed_from_epoch == 3
+    assert (res.best_epoch, full.best_epoch) == (2, 2)
+    for a, c in zip(_weights(model_a), _weights(model_c), strict=True):
+        torch.testing.assert_close(a, c)
+
+
+def test_selection_settings_are_checked() -> None:
+    model, loss_fn, batches = _setup()
+    with pytest.raises(ValueError, match="needs an evaluate"):
+        train(model, loss_fn, batches, TrainConfig(epochs=1, device="cpu", select_by="x"))
+    with pytest.raises(KeyError, match="valid_gauc"):
+        train(
+            model,
+            loss_fn,
+            batches,
+            TrainConfig(epochs=1, device="cpu", select_by="valid_gauc"),
+            evaluate=_scripted([0.5]),
+        )
+    with pytest.raises(ValueError, match="patience needs select_by"):
+        TrainConfig(patience=2)
+    with pytest.raises(ValueError, match="select_mode"):
+        TrainConfig(select_mode="best")
