@@ -14,6 +14,11 @@ Models (names as they appear in the tables):
 
 Every model trains through ``recflow.train.train`` (one loop); with ``checkpoint_root``
 each stage checkpoints per epoch and a rerun resumes where it stopped.
+
+Model selection: the last ``validation_share`` of the training impressions (by time) is
+held out as split "valid"; every training stage runs up to its epoch budget, scores GAUC
+on the valid rows of the entity it serves after each epoch, keeps its best epoch and
+stops after ``patience`` epochs without gain. Test rows are only ever scored at the end.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from recflow.mkt.tables import FeatureSpec, FeatureTables, activity_bucket
 from recflow.mkt.tem import TemConfig, target_specific_columns
 from recflow.mkt.training import finetune_tem, pretrain_mem
 from recflow.progress import ProgressFn
-from recflow.train import TrainConfig, TrainResult, train
+from recflow.train import EvalFn, TrainConfig, TrainResult, train
 
 MODELS = ("mlp_target", "shared_bottom", "mmoe", "finetune", "mkt")
 ABLATIONS = (
@@ -62,8 +67,10 @@ class ExperimentConfig:
     models: tuple[str, ...] = MODELS
     ablations: tuple[str, ...] = ABLATIONS
     batch_size: int = 256
-    pretrain_epochs: int = 5  # MEM, joint models, Finetune's source stage
-    target_epochs: int = 2  # TEM, single-domain MLP, Finetune's target stage
+    pretrain_epochs: int = 5  # most epochs of MEM, joint models, Finetune's source stage
+    target_epochs: int = 2  # most epochs of TEM, single-domain MLP, Finetune's target stage
+    validation_share: float = 0.0  # last share of training impressions held out; 0 = none
+    patience: int | None = None  # with validation: stop after this many epochs without gain
     lr: float = 2e-3
     weight_decay: float = 0.0
     device: str = "auto"
@@ -137,6 +144,10 @@ class _Runner:
         self.train_target = tables.tensors("train", m.target_entity)
         self.test_target = tables.tensors("test", m.target_entity)
         self.test_rows = tables.rows("test", m.target_entity)
+        self.validators: dict[str, EvalFn] = {}
+        if config.validation_share > 0:
+            for entity in (m.source_entity, m.target_entity):
+                self.validators[entity] = validation_gauc(tables, entity)
         self.checkpoint_root = checkpoint_root
         self.training: list[dict[str, Any]] = []
         self.mem_cache: dict[str, MultiEntityModel] = {}
@@ -151,9 +162,19 @@ class _Runner:
 
     def _train_config(self, epochs: int) -> TrainConfig:
         c = self.config
+        selecting = bool(self.validators)
         return TrainConfig(
-            epochs=epochs, lr=c.lr, weight_decay=c.weight_decay, seed=self.seed, device=c.device
+            epochs=epochs,
+            lr=c.lr,
+            weight_decay=c.weight_decay,
+            seed=self.seed,
+            device=c.device,
+            select_by="valid_gauc" if selecting else None,
+            patience=c.patience if selecting else None,
         )
+
+    def _validator(self, entity: str | None = None) -> EvalFn | None:
+        return self.validators.get(entity or self.tables.mapping.target_entity)
 
     def _checkpoint(self, name: str) -> Path | None:
         if self.checkpoint_root is None:
@@ -171,6 +192,9 @@ class _Runner:
                 "total_params": res.total_params,
                 "final_loss": res.history[-1]["loss"] if res.history else None,
                 "resumed_from_epoch": res.resumed_from_epoch,
+                "epochs_run": len(res.history),
+                "best_epoch": res.best_epoch,
+                "valid_gauc": res.best_value,
                 "device": res.device,
             }
         )
@@ -182,10 +206,18 @@ class _Runner:
         loss: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
         tensors: dict[str, torch.Tensor],
         epochs: int,
+        select_on: str | None = None,
     ) -> TrainResult:
         batches = shuffled_batches(tensors, self.config.batch_size)
         tc = self._train_config(epochs)
-        res = train(model, loss, batches, tc, checkpoint_dir=self._checkpoint(name))
+        res = train(
+            model,
+            loss,
+            batches,
+            tc,
+            checkpoint_dir=self._checkpoint(name),
+            evaluate=self._validator(select_on),
+        )
         self._record(name, res)
         return res
 
@@ -199,6 +231,7 @@ class _Runner:
                 tc,
                 self.config.batch_size,
                 checkpoint_dir=self._checkpoint(name),
+                evaluate=self._validator(),
             )
             self._record(name, res)
             self.mem_cache[name] = mem
@@ -214,6 +247,7 @@ class _Runner:
             self.config.batch_size,
             freeze_mem=freeze,
             checkpoint_dir=self._checkpoint(name),
+            evaluate=self._validator(),
         )
         self._record(name, res)
         return tem
@@ -233,7 +267,10 @@ class _Runner:
             return m
         if name == "finetune":
             m = self._init(lambda: SingleTowerModel(self.spec, c.baseline), 5)
-            self._fit("finetune_source", m, target_bce, self.train_source, c.pretrain_epochs)
+            source = self.tables.mapping.source_entity  # pretraining knows no target rows
+            self._fit(
+                "finetune_source", m, target_bce, self.train_source, c.pretrain_epochs, source
+            )
             self._fit("finetune_target", m, target_bce, self.train_target, c.target_epochs)
             return m
         if name == "mkt":
@@ -256,6 +293,25 @@ class _Runner:
         return evaluate_target(self.test_rows, scores)
 
 
+def validation_gauc(tables: FeatureTables, entity: str) -> EvalFn:
+    """An ``evaluate`` for the training loop: GAUC (and AUC) on ``entity``'s valid rows."""
+    tensors = tables.tensors("valid", entity)
+    rows = tables.rows("valid", entity)
+    users = rows.get_column("user_id").to_numpy()
+    labels = rows.get_column("label").to_numpy()
+    if len(labels) == 0 or labels.min() == labels.max():
+        raise ValueError(f"the valid split of {entity!r} needs both labels to select on")
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        scores = predict_scores(model, tensors)
+        return {
+            "valid_gauc": float(gauc(users, labels, scores).value),
+            "valid_auc": auc(labels, scores),
+        }
+
+    return evaluate
+
+
 def run_experiment(
     tables: FeatureTables,
     config: ExperimentConfig = ExperimentConfig(),
@@ -269,6 +325,8 @@ def run_experiment(
     rows: list[dict[str, Any]] = []
     training: list[dict[str, Any]] = []
     root = Path(checkpoint_root) if checkpoint_root is not None else None
+    if config.validation_share > 0:
+        tables = tables.with_validation(config.validation_share)
     for seed in config.seeds:
         runner = _Runner(tables, config, seed, root)
         for name in names:
@@ -322,6 +380,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--models", default=",".join(MODELS + ABLATIONS))
+    p.add_argument("--pretrain-epochs", type=int, default=ExperimentConfig.pretrain_epochs)
+    p.add_argument("--target-epochs", type=int, default=ExperimentConfig.target_epochs)
+    p.add_argument("--validation-share", type=float, default=ExperimentConfig.validation_share)
+    p.add_argument("--patience", type=int, default=ExperimentConfig.patience)
+    p.add_argument("--lr", type=float, default=ExperimentConfig.lr)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="folder for per_seed/summary parquet")
     a = p.parse_args(argv)
@@ -341,6 +404,11 @@ def main(argv: list[str] | None = None) -> None:
         seeds=tuple(int(s) for s in a.seeds.split(",")),
         models=tuple(n for n in names if n in MODELS),
         ablations=tuple(n for n in names if n in ABLATIONS),
+        pretrain_epochs=a.pretrain_epochs,
+        target_epochs=a.target_epochs,
+        validation_share=a.validation_share,
+        patience=a.patience,
+        lr=a.lr,
     )
     result = run_experiment(
         tables, config, on_progress=lambda i, n, v: print(f"[{i}/{n}] {v}", flush=True)
@@ -349,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
         cols = ["model", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std", "gauc_lift"]
         summary = result.summary()
         print(summary.select(cols + [c for c in summary.columns if c.startswith("gauc[")]))
-        print(pl.DataFrame(result.training))
+        print(pl.DataFrame(result.training).drop("device", "resumed_from_epoch"))
     if a.out is not None:
         a.out.mkdir(parents=True, exist_ok=True)
         result.table().write_parquet(a.out / "per_seed.parquet")

@@ -276,8 +276,38 @@ class FeatureTables:
             sequence_length=self.config.sequence_length,
         )
 
+    def with_validation(self, share: float) -> FeatureTables:
+        """A copy whose last ``share`` of training impressions (by time, like the train/test
+        split: globally, or per user where timestamps are positions) form split "valid".
+
+        Model selection (epochs, settings) looks at "valid" and never at "test". Encoders
+        stay those fitted on all training rows: they see which ids exist, never a label.
+        """
+        if not 0.0 < share < 1.0:
+            raise ValueError(f"validation share must be in (0, 1), got {share}")
+        if (self.frame.get_column("split") == "valid").any():
+            raise ValueError("these tables already have a validation split")
+        frame = self.frame.with_row_index("row")
+        train = frame.filter(pl.col("split") == "train")
+        inner = _time_split(train, 1.0 - share, self.mapping.timestamps_are_positions)
+        relabel = train.select("row").with_columns(
+            pl.Series("new_split", np.where(inner.to_numpy() == "train", "train", "valid"))
+        )
+        frame = (
+            frame.join(relabel, on="row", how="left", maintain_order="left")
+            .with_columns(pl.coalesce("new_split", "split").alias("split"))
+            .drop("row", "new_split")
+        )
+        return FeatureTables(
+            mapping=self.mapping,
+            config=self.config,
+            frame=frame,
+            encoders=self.encoders,
+            item_shared=self.item_shared,
+        )
+
     def rows(self, split: str, entity: str | None = None) -> pl.DataFrame:
-        """The rows of ``split`` ("train"/"test"), optionally of one entity only."""
+        """The rows of ``split`` ("train"/"valid"/"test"), optionally of one entity only."""
         df = self.frame.filter(pl.col("split") == split)
         return df if entity is None else df.filter(pl.col("entity") == entity)
 
@@ -292,7 +322,8 @@ class FeatureTables:
             return torch.from_numpy(df.select(cols).to_numpy().astype(np.int64, copy=True))
 
         seqs = [
-            df.get_column(c).to_numpy().astype(np.int64).reshape(n, -1) for c in self.columns("seq")
+            df.get_column(c).to_numpy().astype(np.int64).reshape(n, self.config.sequence_length)
+            for c in self.columns("seq")
         ]
         return {
             "user": stack(self.columns("user")),  # (n, user features)

@@ -1,6 +1,7 @@
 """The two MKT stages as plain functions (what the assets call): pretrain MEM on both
 entities' training rows, then fine-tune TEM on the target's, MEM frozen. Both go through
-the shared loop ``recflow.train.train`` and so checkpoint per epoch and resume."""
+the shared loop ``recflow.train.train`` and so checkpoint per epoch, resume, and keep
+the best epoch by ``evaluate`` when the train config selects one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from recflow.mkt.mem import MemConfig, MultiEntityModel, mem_loss
 from recflow.mkt.tables import FeatureTables
 from recflow.mkt.tem import TargetEntityModel, TemConfig
 from recflow.progress import ProgressFn
-from recflow.train import TrainConfig, TrainResult, train
+from recflow.train import EvalFn, TrainConfig, TrainResult, train
 
 
 def pretrain_mem(
@@ -25,6 +26,7 @@ def pretrain_mem(
     *,
     checkpoint_dir: str | Path | None = None,
     on_progress: ProgressFn | None = None,
+    evaluate: EvalFn | None = None,
 ) -> tuple[MultiEntityModel, TrainResult]:
     """MEM initialised from ``train_config.seed`` and trained on source + target rows."""
     torch.manual_seed(train_config.seed * 1009 + 1)
@@ -37,6 +39,7 @@ def pretrain_mem(
         train_config,
         checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
         on_progress=on_progress,
+        evaluate=evaluate,
     )
     return mem, result
 
@@ -51,6 +54,7 @@ def finetune_tem(
     freeze_mem: bool = True,
     checkpoint_dir: str | Path | None = None,
     on_progress: ProgressFn | None = None,
+    evaluate: EvalFn | None = None,
 ) -> tuple[TargetEntityModel, TrainResult]:
     """TEM on the target entity's training rows, with ``mem`` frozen (by default)."""
     torch.manual_seed(train_config.seed * 1009 + 2)
@@ -64,5 +68,6 @@ def finetune_tem(
         train_config,
         checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
         on_progress=on_progress,
+        evaluate=evaluate,
     )
     return tem, result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,14 @@ from recflow.data.synthetic import SyntheticConfig, generate
 from recflow.mkt.baselines import BaselineConfig
 from recflow.mkt.batches import predict_scores
 from recflow.mkt.checkpoint import load_mem, load_tem, save_tem
-from recflow.mkt.experiment import ExperimentConfig, evaluate_target, run_experiment, summarize
+from recflow.mkt.experiment import (
+    ExperimentConfig,
+    _Runner,
+    evaluate_target,
+    run_experiment,
+    summarize,
+    validation_gauc,
+)
 from recflow.mkt.mappings import SYNTHETIC
 from recflow.mkt.mem import MemConfig
 from recflow.mkt.tables import FeatureTables, TableConfig, build_feature_tables
@@ -96,3 +104,28 @@ def test_tem_checkpoint_round_trip(tables: FeatureTables, tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="not a MEM checkpoint"):
         load_mem(tmp_path / "tem")
     torch.testing.assert_close(back.mem.towers[1].net[0].weight, mem.towers[1].net[0].weight)
+
+
+def test_each_stage_keeps_its_best_validation_epoch(tables: FeatureTables) -> None:
+    """With a validation share, the model a stage hands back scores its best valid GAUC."""
+    config = dataclasses.replace(
+        SMALL, validation_share=0.2, patience=1, pretrain_epochs=3, target_epochs=3
+    )
+    split = tables.with_validation(0.2)
+    runner = _Runner(split, config, seed=0, checkpoint_root=None)
+    model = runner.model("mlp_target")
+    (record,) = runner.training
+    assert 1 <= record["best_epoch"] <= record["epochs_run"] <= 3
+    assert validation_gauc(split, "post")(model)["valid_gauc"] == pytest.approx(
+        record["valid_gauc"]
+    )
+    runner.model("finetune")  # source stage selects on source rows, target stage on target
+    assert [t["stage"] for t in runner.training[1:]] == ["finetune_source", "finetune_target"]
+    assert all(t["best_epoch"] is not None for t in runner.training)
+
+
+def test_a_validation_split_without_both_labels_is_refused(tables: FeatureTables) -> None:
+    split = tables.with_validation(0.2)
+    split.frame = split.frame.with_columns(label=pl.lit(0.0))
+    with pytest.raises(ValueError, match="both labels"):
+        validation_gauc(split, "post")

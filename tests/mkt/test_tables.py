@@ -147,3 +147,31 @@ def test_tenrec_format_fixture_builds_with_like_as_label(tmp_path: Path) -> None
     # per-user split of positions: user 1 has 6 rows (5 train), user 2 has 4 (all train)
     test = t.frame.filter(pl.col("split") == "test")
     assert test.select("user_id", "entity", "timestamp").rows() == [(1, "article", 2)]
+
+
+def test_validation_is_the_latest_share_of_training_rows(tables: FeatureTables) -> None:
+    # 9 training rows (t1, t2, t3, t3, t4..t8); ranks < 0.75 * 9 = 6.75 keep training → t7, t8
+    v = tables.with_validation(0.25)
+    valid = v.frame.filter(pl.col("split") == "valid").sort("timestamp")
+    assert valid.get_column("timestamp").to_list() == [7, 8]
+    assert v.frame.filter(pl.col("split") == "test").equals(
+        tables.frame.filter(pl.col("split") == "test")
+    )
+    assert v.frame.drop("split").equals(tables.frame.drop("split"))  # only the split moved
+    # both are posts: (user 10, t8, post 3, click), (user 11, t7, post 3, no click)
+    assert v.tensors("valid", "post")["label"].tolist() == [1.0, 0.0]
+    assert v.tensors("valid", "product")["label"].shape == (0,)
+    with pytest.raises(ValueError, match="already"):
+        v.with_validation(0.25)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        tables.with_validation(1.0)
+
+
+def test_validation_per_user_where_timestamps_are_positions(
+    tiny_mapping, tiny_interactions, tiny_items, tiny_users
+) -> None:
+    mapping = dataclasses.replace(tiny_mapping, timestamps_are_positions=True)
+    t = build_feature_tables(tiny_interactions, tiny_items, tiny_users, mapping, CONFIG)
+    # user 10 trains on 6 rows: positions < 4.5 stay → t8 valid; user 11 on 4: < 3 → t9 valid
+    valid = t.with_validation(0.25).frame.filter(pl.col("split") == "valid")
+    assert valid.select("user_id", "timestamp").rows() == [(10, 8), (11, 9)]
