@@ -31,8 +31,8 @@ from recflow.mkt.mappings import mapping_for
 from recflow.mkt.mem import MemConfig
 from recflow.mkt.tables import FeatureTables, TableConfig, build_feature_tables
 from recflow.mkt.tem import TemConfig
-from recflow.mkt.training import finetune_tem, pretrain_mem
-from recflow.train import TrainConfig, TrainResult
+from recflow.mkt.training import finetune_tem, pretrain_mem, validation_gauc
+from recflow.train import EvalFn, TrainConfig, TrainResult
 
 CODE_VERSION = "1"
 _TABLE = library_defaults(TableConfig)
@@ -40,6 +40,9 @@ _MEM = library_defaults(MemConfig)
 _TEM = library_defaults(TemConfig)
 _EXP = library_defaults(ExperimentConfig)
 _TRAIN = library_defaults(TrainConfig)
+
+
+_RUN_FIELDS = {"epochs", "lr", "batch_size", "seed", "validation_share", "patience"}
 
 
 def mkt_key(dataset: str, name: str) -> dg.AssetKey:
@@ -67,7 +70,9 @@ class MktMemConfig(dg.Config):
     tower_sizes: list[int] = list(_MEM["tower_sizes"])
     pdl_weight: float = _MEM["pdl_weight"]
     loss_weighting: str = _MEM["loss_weighting"]  # "volume" (per sample) or "entity"
-    epochs: int = _EXP["pretrain_epochs"]
+    epochs: int = _EXP["pretrain_epochs"]  # the most; the best epoch on validation is kept
+    validation_share: float = _EXP["validation_share"]  # latest training share held out
+    patience: int | None = _EXP["patience"]
     lr: float = _EXP["lr"]
     batch_size: int = _EXP["batch_size"]
     seed: int = 0
@@ -80,7 +85,9 @@ class MktTemConfig(dg.Config):
     tower_sizes: list[int] = list(_TEM["tower_sizes"])
     use_gates: bool = _TEM["use_gates"]
     init_embeddings_from_mem: bool = _TEM["init_embeddings_from_mem"]
-    epochs: int = _EXP["target_epochs"]
+    epochs: int = _EXP["target_epochs"]  # the most; the best epoch on validation is kept
+    validation_share: float = _EXP["validation_share"]  # latest training share held out
+    patience: int | None = _EXP["patience"]
     lr: float = _EXP["lr"]
     batch_size: int = _EXP["batch_size"]
     seed: int = 0
@@ -94,8 +101,22 @@ class MktComparisonConfig(dg.Config):
     ablations: list[str] = list(ABLATIONS)
     pretrain_epochs: int = _EXP["pretrain_epochs"]
     target_epochs: int = _EXP["target_epochs"]
+    validation_share: float = _EXP["validation_share"]
+    patience: int | None = _EXP["patience"]
     lr: float = _EXP["lr"]
     batch_size: int = _EXP["batch_size"]
+
+
+def _selection(
+    tables: FeatureTables, share: float, patience: int | None, target: str, **train: Any
+) -> tuple[FeatureTables, EvalFn | None, TrainConfig]:
+    """Tables with a validation split, the valid-GAUC scorer and a selecting TrainConfig;
+    with ``share`` 0 the tables as they are and a plain fixed-epoch config."""
+    if share <= 0:
+        return tables, None, TrainConfig(**train)
+    split = tables.with_validation(share)
+    tc = TrainConfig(**train, select_by="valid_gauc", patience=patience)
+    return split, validation_gauc(split, target), tc
 
 
 def _checkpoint_dir(context: dg.AssetExecutionContext, store: StoreResource, what: str) -> Path:
@@ -120,6 +141,9 @@ def _training_metadata(res: TrainResult) -> dict[str, Any]:
         "total_params": res.total_params,
         "device": res.device,
         "resumed_from_epoch": -1 if res.resumed_from_epoch is None else res.resumed_from_epoch,
+        "epochs_run": len(res.history),
+        **({} if res.best_epoch is None else {"best_epoch": res.best_epoch}),
+        **({} if res.best_value is None else {"valid GAUC (best epoch)": res.best_value}),
     }
 
 
@@ -220,11 +244,20 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
     ) -> dg.Output[dict[str, str]]:
         tables = FeatureTables.load(tables_handle["path"])
         device = torch_device.resolve(context.log)
-        arch = config.model_dump(exclude={"epochs", "lr", "batch_size", "seed"})
+        arch = config.model_dump(exclude=_RUN_FIELDS)
         mem_config = MemConfig(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
         )
-        tc = TrainConfig(epochs=config.epochs, lr=config.lr, seed=config.seed, device=str(device))
+        tables, evaluate, tc = _selection(
+            tables,
+            config.validation_share,
+            config.patience,
+            mapping.target_entity,
+            epochs=config.epochs,
+            lr=config.lr,
+            seed=config.seed,
+            device=str(device),
+        )
         ckpt = _checkpoint_dir(context, store, f"{dataset}/mkt_mem")
         model, res = pretrain_mem(
             tables,
@@ -233,6 +266,7 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
             config.batch_size,
             checkpoint_dir=ckpt,
             on_progress=log_progress(context, "mem"),
+            evaluate=evaluate,
         )
         artifacts = store.store()
         with artifacts.new_version(f"{dataset}/mkt_mem") as tmp:
@@ -268,11 +302,20 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
         mem_model = load_mem(mem_handle["path"])
         device = torch_device.resolve(context.log)
         dims = {"dim": mem_model.config.dim}
-        arch = config.model_dump(exclude={"epochs", "lr", "batch_size", "seed"})
+        arch = config.model_dump(exclude=_RUN_FIELDS)
         tem_config = TemConfig(
             **dims, **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
         )
-        tc = TrainConfig(epochs=config.epochs, lr=config.lr, seed=config.seed, device=str(device))
+        tables, evaluate, tc = _selection(
+            tables,
+            config.validation_share,
+            config.patience,
+            mapping.target_entity,
+            epochs=config.epochs,
+            lr=config.lr,
+            seed=config.seed,
+            device=str(device),
+        )
         ckpt = _checkpoint_dir(context, store, f"{dataset}/mkt_tem")
         model, res = finetune_tem(
             tables,
@@ -282,6 +325,7 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
             config.batch_size,
             checkpoint_dir=ckpt,
             on_progress=log_progress(context, "tem"),
+            evaluate=evaluate,
         )
         target = mapping.target_entity
         metrics = evaluate_target(
@@ -332,6 +376,8 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
             ablations=tuple(config.ablations),
             pretrain_epochs=config.pretrain_epochs,
             target_epochs=config.target_epochs,
+            validation_share=config.validation_share,
+            patience=config.patience,
             lr=config.lr,
             batch_size=config.batch_size,
             device=str(device),

@@ -54,7 +54,11 @@ Events (the ``interactions`` table)
     (and at the user's first). A run's cluster is drawn from the user's preference. Each
     impression shows an item of the run's cluster, except with probability
     ``explore_share`` an item of a uniformly random cluster; its entity is ``"post"`` with
-    probability ``target_share`` (so source:target volume is 3:1 by default), and the item
+    probability ``target_share`` (so source:target volume is 3:1 by default; with
+    ``target_share_concentration`` kappa each user has an own share ~ Beta(kappa * m,
+    kappa * (1 - m)), m = ``target_share``, drawn from a stream of its own: the volume stays
+    3:1 on average while many users rarely see a post, as in logs where one entity type
+    dominates), and the item
     is drawn within (cluster, entity) proportionally to a log-normal popularity weight
     (sigma ``popularity_sigma``, ``item_truth.popularity``) among items already released.
     Click: P(label = 1) = sigmoid(interest_weight * interest(u, c)
@@ -95,7 +99,7 @@ Extras (planted truth, written beside the canonical tables)
     popularity, is_new, release_timestamp. ``synonyms``: cluster, word_a, word_b,
     fresh_word, topic_words_a, topic_words_b (lists). ``user_truth``: user_id, top_cluster,
     interest (list over clusters), target_interest (posts' interest; = interest at rho = 1),
-    price_sensitivity, preferred_style, n_events.
+    price_sensitivity, preferred_style, target_share (the user's chance of a post), n_events.
     ``info``: the config and the derived parameters above.
 
 Measured at the defaults (seed 0): click rate 0.41; consecutive clicks of a user share a
@@ -143,6 +147,7 @@ class SyntheticConfig:
     n_events: int = 200_000  # impressions (clicked or not), both entity types
     n_clusters: int = 20
     target_share: float = 0.25  # share of events on posts; products get the rest (3:1)
+    target_share_concentration: float | None = None  # per-user share ~ Beta; None = same
     seed: int = 0
     # items
     target_item_share: float = 0.25  # share of each cluster's items that are posts
@@ -216,6 +221,11 @@ class SyntheticConfig:
             0.0 <= self.target_interest_correlation <= 1.0,
             f"target_interest_correlation must be in [0, 1], got {self.target_interest_correlation}",
         )
+        kappa = self.target_share_concentration
+        need(
+            kappa is None or kappa > 0,
+            f"target_share_concentration must be > 0 (or None), got {kappa}",
+        )
         need(self.n_styles >= 2, "n_styles must be >= 2")
         need(self.brands_per_cluster >= 1, "brands_per_cluster must be >= 1")
         need(self.clusters_per_genre >= 1, "clusters_per_genre must be >= 1")
@@ -276,6 +286,7 @@ class _Users:
     price_sensitivity: np.ndarray  # (U,)
     preferred_style: np.ndarray  # (U,) int64
     n_events: np.ndarray  # (U,) int64
+    target_share: np.ndarray  # (U,) float64, each user's probability that an event is a post
 
 
 @dataclass
@@ -288,7 +299,16 @@ class _Events:
 
 
 def _rngs(seed: int) -> dict[str, np.random.Generator]:
-    names = ("items", "users", "sessions", "exposures", "clicks", "text", "target_interest")
+    names = (
+        "items",
+        "users",
+        "sessions",
+        "exposures",
+        "clicks",
+        "text",
+        "target_interest",
+        "target_share",  # appended: spawn keys are positions, earlier streams are unchanged
+    )
     seqs = np.random.SeedSequence(seed).spawn(len(names))
     return {n: np.random.default_rng(s) for n, s in zip(names, seqs, strict=True)}
 
@@ -359,7 +379,10 @@ def boosted_clusters(n_clusters: int) -> dict[str, dict[str, list[int]]]:
 
 
 def _make_users(
-    cfg: SyntheticConfig, rng: np.random.Generator, target_rng: np.random.Generator
+    cfg: SyntheticConfig,
+    rng: np.random.Generator,
+    target_rng: np.random.Generator,
+    share_rng: np.random.Generator,
 ) -> _Users:
     u, k = cfg.n_users, cfg.n_clusters
     gender = rng.integers(len(GENDERS), size=u)
@@ -385,6 +408,11 @@ def _make_users(
         target_interest = rho * interest + np.sqrt(1.0 - rho * rho) * own
     else:
         target_interest = interest
+    m, kappa = cfg.target_share, cfg.target_share_concentration
+    if kappa is None:
+        target_share = np.full(u, m)
+    else:
+        target_share = share_rng.beta(kappa * m, kappa * (1.0 - m), size=u)
     return _Users(
         gender=gender,
         age=age,
@@ -394,6 +422,7 @@ def _make_users(
         price_sensitivity=price_sensitivity,
         preferred_style=preferred_style,
         n_events=n_events.astype(np.int64),
+        target_share=target_share,
     )
 
 
@@ -507,7 +536,7 @@ def _simulate_events(
     explore = rng.random(n, dtype=np.float32) < cfg.explore_share
     cluster[explore] = rng.integers(k, size=int(explore.sum()))
     del explore
-    is_post = rng.random(n, dtype=np.float32) < cfg.target_share
+    is_post = rng.random(n, dtype=np.float32) < users.target_share[user]
     group = cluster * 2 + is_post  # (N,) int32, group = 2 * cluster + is_post
     item_group = items.cluster * 2 + items.is_post
     order = np.argsort(item_group, kind="stable")  # item positions sorted by group
@@ -734,6 +763,7 @@ def _truth_frames(
             "target_interest": pl.Series(users.target_interest).cast(pl.List(pl.Float64)),
             "price_sensitivity": users.price_sensitivity,
             "preferred_style": [f"s{s}" for s in users.preferred_style.tolist()],
+            "target_share": users.target_share,
             "n_events": users.n_events,
         },
         schema_overrides={"preferred_style": pl.String},
@@ -779,7 +809,7 @@ def generate(config: SyntheticConfig) -> CanonicalTables:
     """Generate the synthetic world described in the module docstring (name ``"synthetic"``)."""
     rngs = _rngs(config.seed)
     items = _make_items(config, rngs["items"])
-    users = _make_users(config, rngs["users"], rngs["target_interest"])
+    users = _make_users(config, rngs["users"], rngs["target_interest"], rngs["target_share"])
     events = _simulate_events(config, items, users, rngs)
     interactions = _interactions_frame(config, items, events)
     del events
@@ -803,5 +833,5 @@ def generate_interactions(
     cfg = benchmark_config(n_events, seed=seed, n_users=n_users, n_items=n_items)
     rngs = _rngs(cfg.seed)
     items = _make_items(cfg, rngs["items"])
-    users = _make_users(cfg, rngs["users"], rngs["target_interest"])
+    users = _make_users(cfg, rngs["users"], rngs["target_interest"], rngs["target_share"])
     return _interactions_frame(cfg, items, _simulate_events(cfg, items, users, rngs))

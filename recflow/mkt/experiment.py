@@ -40,7 +40,7 @@ from recflow.mkt.losses import joint_bce, target_bce
 from recflow.mkt.mem import MemConfig, MultiEntityModel
 from recflow.mkt.tables import FeatureSpec, FeatureTables, activity_bucket
 from recflow.mkt.tem import TemConfig, target_specific_columns
-from recflow.mkt.training import finetune_tem, pretrain_mem
+from recflow.mkt.training import finetune_tem, pretrain_mem, validation_gauc
 from recflow.progress import ProgressFn
 from recflow.train import EvalFn, TrainConfig, TrainResult, train
 
@@ -293,25 +293,6 @@ class _Runner:
         return evaluate_target(self.test_rows, scores)
 
 
-def validation_gauc(tables: FeatureTables, entity: str) -> EvalFn:
-    """An ``evaluate`` for the training loop: GAUC (and AUC) on ``entity``'s valid rows."""
-    tensors = tables.tensors("valid", entity)
-    rows = tables.rows("valid", entity)
-    users = rows.get_column("user_id").to_numpy()
-    labels = rows.get_column("label").to_numpy()
-    if len(labels) == 0 or labels.min() == labels.max():
-        raise ValueError(f"the valid split of {entity!r} needs both labels to select on")
-
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        scores = predict_scores(model, tensors)
-        return {
-            "valid_gauc": float(gauc(users, labels, scores).value),
-            "valid_auc": auc(labels, scores),
-        }
-
-    return evaluate
-
-
 def run_experiment(
     tables: FeatureTables,
     config: ExperimentConfig = ExperimentConfig(),
@@ -378,6 +359,12 @@ def main(argv: list[str] | None = None) -> None:
         default=1.0,
         help="rho of the synthetic world: posts' interest = rho * shared + sqrt(1-rho^2) * own",
     )
+    p.add_argument(
+        "--target-share-concentration",
+        type=float,
+        default=None,
+        help="kappa of the synthetic world: each user's post share ~ Beta (default: all 0.25)",
+    )
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--models", default=",".join(MODELS + ABLATIONS))
     p.add_argument("--pretrain-epochs", type=int, default=ExperimentConfig.pretrain_epochs)
@@ -396,6 +383,7 @@ def main(argv: list[str] | None = None) -> None:
             n_items=a.items,
             seed=a.data_seed,
             target_interest_correlation=a.target_interest_correlation,
+            target_share_concentration=a.target_share_concentration,
         )
     )
     tables = build_feature_tables(world.interactions, world.items, world.users, SYNTHETIC)

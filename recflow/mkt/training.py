@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from recflow.mkt.batches import shuffled_batches
+from recflow.metrics import auc, gauc
+from recflow.mkt.batches import predict_scores, shuffled_batches
 from recflow.mkt.losses import target_bce
 from recflow.mkt.mem import MemConfig, MultiEntityModel, mem_loss
 from recflow.mkt.tables import FeatureTables
@@ -71,3 +73,22 @@ def finetune_tem(
         evaluate=evaluate,
     )
     return tem, result
+
+
+def validation_gauc(tables: FeatureTables, entity: str) -> EvalFn:
+    """An ``evaluate`` for the training loop: GAUC (and AUC) on ``entity``'s valid rows."""
+    tensors = tables.tensors("valid", entity)
+    rows = tables.rows("valid", entity)
+    users = rows.get_column("user_id").to_numpy()
+    labels = rows.get_column("label").to_numpy()
+    if len(labels) == 0 or labels.min() == labels.max():
+        raise ValueError(f"the valid split of {entity!r} needs both labels to select on")
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        scores = predict_scores(model, tensors)
+        return {
+            "valid_gauc": float(gauc(users, labels, scores).value),
+            "valid_auc": auc(labels, scores),
+        }
+
+    return evaluate

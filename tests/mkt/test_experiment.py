@@ -20,13 +20,12 @@ from recflow.mkt.experiment import (
     evaluate_target,
     run_experiment,
     summarize,
-    validation_gauc,
 )
 from recflow.mkt.mappings import SYNTHETIC
 from recflow.mkt.mem import MemConfig
 from recflow.mkt.tables import FeatureTables, TableConfig, build_feature_tables
 from recflow.mkt.tem import TemConfig
-from recflow.mkt.training import finetune_tem, pretrain_mem
+from recflow.mkt.training import finetune_tem, pretrain_mem, validation_gauc
 from recflow.train import TrainConfig
 
 SMALL = ExperimentConfig(
