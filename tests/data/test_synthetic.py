@@ -372,3 +372,29 @@ def test_target_interest_correlation_decouples_post_interest() -> None:
             assert abs(_post_click_fit(world, "interest")) < 0.05
     with pytest.raises(ValueError, match="target_interest_correlation"):
         SyntheticConfig(target_interest_correlation=1.5)
+
+
+def test_target_share_concentration_gives_users_their_own_post_share() -> None:
+    cfg = SyntheticConfig(n_users=400, n_items=400, n_events=60_000, n_clusters=10, seed=5)
+    even = generate(cfg)
+    np.testing.assert_array_equal(even.extras["user_truth"]["target_share"].to_numpy(), 0.25)
+    skewed = generate(SyntheticConfig(**{**cfg.__dict__, "target_share_concentration": 2.0}))
+    truth = skewed.extras["user_truth"]
+    share = truth["target_share"].to_numpy()
+    assert abs(share.mean() - 0.25) < 0.03  # Beta(0.5, 1.5): mean 0.25, sd 0.22
+    assert abs(share.std() - np.sqrt(0.25 * 0.75 / 3)) < 0.03
+    # users, items and their interests come from the streams they came from before
+    for col in ("interest", "price_sensitivity", "preferred_style", "n_events"):
+        assert truth[col].equals(even.extras["user_truth"][col])
+    assert skewed.items.equals(even.items)
+    # each user's observed post share follows the drawn one; the volume stays ~3:1
+    ev = skewed.interactions
+    per_user = (
+        ev.group_by("user_id")
+        .agg((pl.col("entity") == "post").mean().alias("observed"))
+        .join(truth.select("user_id", "target_share"), on="user_id")
+    )
+    assert np.corrcoef(per_user["observed"], per_user["target_share"])[0, 1] > 0.9
+    assert abs((ev["entity"] == "post").mean() - 0.25) < 0.04
+    with pytest.raises(ValueError, match="target_share_concentration"):
+        SyntheticConfig(target_share_concentration=0.0)
