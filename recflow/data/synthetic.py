@@ -58,7 +58,10 @@ Events (the ``interactions`` table)
     ``target_share_concentration`` kappa each user has an own share ~ Beta(kappa * m,
     kappa * (1 - m)), m = ``target_share``, drawn from a stream of its own: the volume stays
     3:1 on average while many users rarely see a post, as in logs where one entity type
-    dominates), and the item
+    dominates; ``late_adopter_share`` of the users see no post before
+    ``late_adopter_start`` of the span and posts with share target_share / (1 - start),
+    capped at 0.9, after it: users new to the target entity, whose taste is known from
+    the source only, as when a content feed opens inside an existing shop), and the item
     is drawn within (cluster, entity) proportionally to a log-normal popularity weight
     (sigma ``popularity_sigma``, ``item_truth.popularity``) among items already released.
     Click: P(label = 1) = sigmoid(interest_weight * interest(u, c)
@@ -99,7 +102,8 @@ Extras (planted truth, written beside the canonical tables)
     popularity, is_new, release_timestamp. ``synonyms``: cluster, word_a, word_b,
     fresh_word, topic_words_a, topic_words_b (lists). ``user_truth``: user_id, top_cluster,
     interest (list over clusters), target_interest (posts' interest; = interest at rho = 1),
-    price_sensitivity, preferred_style, target_share (the user's chance of a post), n_events.
+    price_sensitivity, preferred_style, target_share (the user's chance of a post),
+    late_adopter, n_events.
     ``info``: the config and the derived parameters above.
 
 Measured at the defaults (seed 0): click rate 0.41; consecutive clicks of a user share a
@@ -148,6 +152,10 @@ class SyntheticConfig:
     n_clusters: int = 20
     target_share: float = 0.25  # share of events on posts; products get the rest (3:1)
     target_share_concentration: float | None = None  # per-user share ~ Beta; None = same
+    # late adopters: this share of users sees no post before late_adopter_start (a fraction
+    # of the span), then posts with share target_share / (1 - start) (capped at 0.9)
+    late_adopter_share: float = 0.0
+    late_adopter_start: float = 0.7
     seed: int = 0
     # items
     target_item_share: float = 0.25  # share of each cluster's items that are posts
@@ -226,6 +234,14 @@ class SyntheticConfig:
             kappa is None or kappa > 0,
             f"target_share_concentration must be > 0 (or None), got {kappa}",
         )
+        need(
+            0.0 <= self.late_adopter_share <= 1.0,
+            f"late_adopter_share must be in [0, 1], got {self.late_adopter_share}",
+        )
+        need(
+            0.0 < self.late_adopter_start < 1.0,
+            f"late_adopter_start must be in (0, 1), got {self.late_adopter_start}",
+        )
         need(self.n_styles >= 2, "n_styles must be >= 2")
         need(self.brands_per_cluster >= 1, "brands_per_cluster must be >= 1")
         need(self.clusters_per_genre >= 1, "clusters_per_genre must be >= 1")
@@ -287,6 +303,7 @@ class _Users:
     preferred_style: np.ndarray  # (U,) int64
     n_events: np.ndarray  # (U,) int64
     target_share: np.ndarray  # (U,) float64, each user's probability that an event is a post
+    late_adopter: np.ndarray  # (U,) bool, sees posts only after late_adopter_start
 
 
 @dataclass
@@ -413,6 +430,9 @@ def _make_users(
         target_share = np.full(u, m)
     else:
         target_share = share_rng.beta(kappa * m, kappa * (1.0 - m), size=u)
+    late_adopter = np.zeros(u, dtype=bool)
+    if cfg.late_adopter_share > 0:
+        late_adopter = share_rng.random(u) < cfg.late_adopter_share
     return _Users(
         gender=gender,
         age=age,
@@ -423,6 +443,7 @@ def _make_users(
         preferred_style=preferred_style,
         n_events=n_events.astype(np.int64),
         target_share=target_share,
+        late_adopter=late_adopter,
     )
 
 
@@ -536,7 +557,15 @@ def _simulate_events(
     explore = rng.random(n, dtype=np.float32) < cfg.explore_share
     cluster[explore] = rng.integers(k, size=int(explore.sum()))
     del explore
-    is_post = rng.random(n, dtype=np.float32) < users.target_share[user]
+    post_p = users.target_share[user]
+    if users.late_adopter.any():
+        late = users.late_adopter[user]
+        after = time_s >= cfg.late_adopter_start * cfg.span_days * DAY_S
+        boosted = np.minimum(post_p / (1.0 - cfg.late_adopter_start), 0.9)
+        post_p = np.where(late, np.where(after, boosted, 0.0), post_p)
+        del late, after, boosted
+    is_post = rng.random(n, dtype=np.float32) < post_p
+    del post_p
     group = cluster * 2 + is_post  # (N,) int32, group = 2 * cluster + is_post
     item_group = items.cluster * 2 + items.is_post
     order = np.argsort(item_group, kind="stable")  # item positions sorted by group
@@ -764,6 +793,7 @@ def _truth_frames(
             "price_sensitivity": users.price_sensitivity,
             "preferred_style": [f"s{s}" for s in users.preferred_style.tolist()],
             "target_share": users.target_share,
+            "late_adopter": users.late_adopter,
             "n_events": users.n_events,
         },
         schema_overrides={"preferred_style": pl.String},

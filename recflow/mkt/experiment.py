@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="kappa of the synthetic world: each user's post share ~ Beta (default: all 0.25)",
     )
+    p.add_argument("--late-adopter-share", type=float, default=0.0)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--models", default=",".join(MODELS + ABLATIONS))
     p.add_argument("--pretrain-epochs", type=int, default=ExperimentConfig.pretrain_epochs)
@@ -384,6 +385,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=a.data_seed,
             target_interest_correlation=a.target_interest_correlation,
             target_share_concentration=a.target_share_concentration,
+            late_adopter_share=a.late_adopter_share,
         )
     )
     tables = build_feature_tables(world.interactions, world.items, world.users, SYNTHETIC)

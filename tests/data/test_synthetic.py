@@ -398,3 +398,23 @@ def test_target_share_concentration_gives_users_their_own_post_share() -> None:
     assert abs((ev["entity"] == "post").mean() - 0.25) < 0.04
     with pytest.raises(ValueError, match="target_share_concentration"):
         SyntheticConfig(target_share_concentration=0.0)
+
+
+def test_late_adopters_see_posts_only_after_their_start() -> None:
+    cfg = SyntheticConfig(
+        n_users=400, n_items=400, n_events=60_000, n_clusters=10, seed=6, late_adopter_share=0.3
+    )
+    world = generate(cfg)
+    truth = world.extras["user_truth"]
+    late = truth.filter(pl.col("late_adopter")).get_column("user_id")
+    assert abs(len(late) / cfg.n_users - 0.3) < 0.06
+    start = cfg.start_timestamp + cfg.late_adopter_start * cfg.span_days * 86_400
+    ev = world.interactions.with_columns(pl.col("user_id").is_in(late.implode()).alias("late"))
+    late_posts = ev.filter(pl.col("late") & (pl.col("entity") == "post"))
+    assert late_posts.height > 0 and late_posts.get_column("timestamp").min() >= start
+    # after the start they read posts at target_share / (1 - start): the volume stays ~3:1
+    after = ev.filter(pl.col("late") & (pl.col("timestamp") >= start))
+    assert abs((after.get_column("entity") == "post").mean() - 0.25 / 0.3) < 0.05
+    assert abs((ev.get_column("entity") == "post").mean() - 0.25) < 0.03
+    with pytest.raises(ValueError, match="late_adopter_start"):
+        SyntheticConfig(late_adopter_start=1.0)
