@@ -67,10 +67,12 @@ class ExperimentConfig:
     models: tuple[str, ...] = MODELS
     ablations: tuple[str, ...] = ABLATIONS
     batch_size: int = 256
-    pretrain_epochs: int = 5  # most epochs of MEM, joint models, Finetune's source stage
-    target_epochs: int = 2  # most epochs of TEM, single-domain MLP, Finetune's target stage
-    validation_share: float = 0.0  # last share of training impressions held out; 0 = none
-    patience: int | None = None  # with validation: stop after this many epochs without gain
+    pretrain_epochs: int = 10  # most epochs of MEM, joint models, Finetune's source stage
+    target_epochs: int = 10  # most epochs of TEM, single-domain MLP, Finetune's target stage
+    # the last 1/8 of training impressions (10% of all) choose each stage's best epoch;
+    # 0 = no validation, every stage runs its full epoch count
+    validation_share: float = 0.125
+    patience: int | None = 2  # with validation: stop after this many epochs without gain
     lr: float = 2e-3
     weight_decay: float = 0.0
     device: str = "auto"
