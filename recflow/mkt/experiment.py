@@ -127,7 +127,7 @@ def evaluate_target(rows: pl.DataFrame, scores: np.ndarray) -> dict[str, Any]:
     return out
 
 
-class _Runner:
+class SeedRunner:
     """Trains the models of one seed on one set of tables."""
 
     def __init__(
@@ -311,7 +311,7 @@ def run_experiment(
     if config.validation_share > 0:
         tables = tables.with_validation(config.validation_share)
     for seed in config.seeds:
-        runner = _Runner(tables, config, seed, root)
+        runner = SeedRunner(tables, config, seed, root)
         for name in names:
             row = {"model": name, "seed": seed, **runner.evaluate(runner.model(name))}
             rows.append(row)
@@ -368,6 +368,7 @@ def main(argv: list[str] | None = None) -> None:
         help="kappa of the synthetic world: each user's post share ~ Beta (default: all 0.25)",
     )
     p.add_argument("--late-adopter-share", type=float, default=0.0)
+    p.add_argument("--late-adopter-start", type=float, default=0.7)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--models", default=",".join(MODELS + ABLATIONS))
     p.add_argument("--pretrain-epochs", type=int, default=ExperimentConfig.pretrain_epochs)
@@ -388,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
             target_interest_correlation=a.target_interest_correlation,
             target_share_concentration=a.target_share_concentration,
             late_adopter_share=a.late_adopter_share,
+            late_adopter_start=a.late_adopter_start,
         )
     )
     tables = build_feature_tables(world.interactions, world.items, world.users, SYNTHETIC)

@@ -16,7 +16,7 @@ from recflow.mkt.batches import predict_scores
 from recflow.mkt.checkpoint import load_mem, load_tem, save_tem
 from recflow.mkt.experiment import (
     ExperimentConfig,
-    _Runner,
+    SeedRunner,
     evaluate_target,
     run_experiment,
     summarize,
@@ -111,7 +111,7 @@ def test_each_stage_keeps_its_best_validation_epoch(tables: FeatureTables) -> No
         SMALL, validation_share=0.2, patience=1, pretrain_epochs=3, target_epochs=3
     )
     split = tables.with_validation(0.2)
-    runner = _Runner(split, config, seed=0, checkpoint_root=None)
+    runner = SeedRunner(split, config, seed=0, checkpoint_root=None)
     model = runner.model("mlp_target")
     (record,) = runner.training
     assert 1 <= record["best_epoch"] <= record["epochs_run"] <= 3
