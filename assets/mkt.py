@@ -23,6 +23,7 @@ from recflow.mkt.experiment import (
     ABLATIONS,
     MODELS,
     PAPER_TENREC,
+    REFERENCES,
     ExperimentConfig,
     evaluate_target,
     run_experiment,
@@ -99,6 +100,7 @@ class MktComparisonConfig(dg.Config):
     seeds: list[int] = list(_EXP["seeds"])
     models: list[str] = list(MODELS)
     ablations: list[str] = list(ABLATIONS)
+    references: list[str] = list(REFERENCES)  # count-table references, no training
     pretrain_epochs: int = _EXP["pretrain_epochs"]
     target_epochs: int = _EXP["target_epochs"]
     validation_share: float = _EXP["validation_share"]
@@ -374,6 +376,7 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
             seeds=tuple(config.seeds),
             models=tuple(config.models),
             ablations=tuple(config.ablations),
+            references=tuple(config.references),
             pretrain_epochs=config.pretrain_epochs,
             target_epochs=config.target_epochs,
             validation_share=config.validation_share,

@@ -11,6 +11,10 @@ Models (names as they appear in the tables):
     mkt_without_pdl              γ = 0
     mkt_without_mem_pretraining  TEM + an untrained MEM, trained together on target rows
     mkt_without_tem_finetuning   the pretrained MEM's target tower, no TEM
+  references (no training)
+    rate_target, rate_both       smoothed click rate of the (user, first entity-shared
+                                 feature) pair on target / both entities' training rows:
+                                 what counting alone gets, with and without the source
 
 Every model trains through ``recflow.train.train`` (one loop); with ``checkpoint_root``
 each stage checkpoints per epoch and a rerun resumes where it stopped.
@@ -51,6 +55,7 @@ ABLATIONS = (
     "mkt_without_mem_pretraining",
     "mkt_without_tem_finetuning",
 )
+REFERENCES = ("rate_target", "rate_both")  # count tables, no training, no seed
 REFERENCE_MODEL = "mlp_target"
 PAPER_TENREC = {  # table 2 of the paper: (AUC, GAUC) on Tenrec
     "mlp_target": (0.9337, 0.6393),
@@ -66,6 +71,7 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     models: tuple[str, ...] = MODELS
     ablations: tuple[str, ...] = ABLATIONS
+    references: tuple[str, ...] = REFERENCES
     batch_size: int = 256
     pretrain_epochs: int = 10  # most epochs of MEM, joint models, Finetune's source stage
     target_epochs: int = 10  # most epochs of TEM, single-domain MLP, Finetune's target stage
@@ -295,6 +301,25 @@ class SeedRunner:
         return evaluate_target(self.test_rows, scores)
 
 
+def user_feature_rate(
+    tables: FeatureTables, entity: str | None, smoothing: float = 2.0
+) -> np.ndarray:
+    """Scores of the target test rows: the user's click rate on the row's value of the
+    first entity-shared feature (the category) over training rows of ``entity`` (None =
+    both), shrunk to the overall rate with ``smoothing`` pseudo-impressions."""
+    shared = tables.columns("shared")
+    if not shared:
+        raise ValueError(f"{tables.mapping.dataset}: no entity-shared feature to count on")
+    key = ["user_id", shared[0]]
+    train = tables.rows("train", entity)
+    base = float(train.get_column("label").mean())
+    counts = train.group_by(key).agg(pl.col("label").sum().alias("c"), pl.len().alias("n"))
+    test = tables.rows("test", tables.mapping.target_entity).select(key)
+    joined = test.join(counts, on=key, how="left", maintain_order="left").fill_null(0)
+    c, n = joined.get_column("c").to_numpy(), joined.get_column("n").to_numpy()
+    return (c + smoothing * base) / (n + smoothing)
+
+
 def run_experiment(
     tables: FeatureTables,
     config: ExperimentConfig = ExperimentConfig(),
@@ -304,12 +329,19 @@ def run_experiment(
 ) -> ExperimentResult:
     """Train and evaluate every model of ``config`` for every seed."""
     names = [*config.models, *config.ablations]
-    total = len(names) * len(config.seeds)
+    total = len(names) * len(config.seeds) + len(config.references)
     rows: list[dict[str, Any]] = []
     training: list[dict[str, Any]] = []
     root = Path(checkpoint_root) if checkpoint_root is not None else None
     if config.validation_share > 0:
         tables = tables.with_validation(config.validation_share)
+    test_rows = tables.rows("test", tables.mapping.target_entity)
+    for name in config.references:
+        if name not in REFERENCES:
+            raise ValueError(f"unknown MKT reference {name!r}; known: {REFERENCES}")
+        entity = tables.mapping.target_entity if name == "rate_target" else None
+        scores = user_feature_rate(tables, entity)
+        rows.append({"model": name, "seed": None, **evaluate_target(test_rows, scores)})
     for seed in config.seeds:
         runner = SeedRunner(tables, config, seed, root)
         for name in names:
@@ -370,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--late-adopter-share", type=float, default=0.0)
     p.add_argument("--late-adopter-start", type=float, default=0.7)
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--models", default=",".join(MODELS + ABLATIONS))
+    p.add_argument("--models", default=",".join(MODELS + ABLATIONS + REFERENCES))
     p.add_argument("--pretrain-epochs", type=int, default=ExperimentConfig.pretrain_epochs)
     p.add_argument("--target-epochs", type=int, default=ExperimentConfig.target_epochs)
     p.add_argument("--validation-share", type=float, default=ExperimentConfig.validation_share)
@@ -398,6 +430,7 @@ def main(argv: list[str] | None = None) -> None:
         seeds=tuple(int(s) for s in a.seeds.split(",")),
         models=tuple(n for n in names if n in MODELS),
         ablations=tuple(n for n in names if n in ABLATIONS),
+        references=tuple(n for n in names if n in REFERENCES),
         pretrain_epochs=a.pretrain_epochs,
         target_epochs=a.target_epochs,
         validation_share=a.validation_share,

@@ -62,5 +62,5 @@ def test_mkt_group_materializes(tmp_path: Path) -> None:
     assert mem_meta["trained_params"].value == mem_meta["total_params"].value
     handle = result.output_for_node("synthetic__mkt_comparison")
     per_seed = pl.read_parquet(Path(handle["path"]) / "per_seed.parquet")
-    assert per_seed.height == 9  # 5 models + 4 ablations, one seed
-    assert set(per_seed.get_column("model")) >= {"mlp_target", "finetune", "mkt"}
+    assert per_seed.height == 11  # 5 models + 4 ablations, one seed; 2 count references
+    assert set(per_seed.get_column("model")) >= {"mlp_target", "finetune", "mkt", "rate_both"}

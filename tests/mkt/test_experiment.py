@@ -85,7 +85,13 @@ def test_summary_reports_mean_std_and_lift_over_the_mlp() -> None:
 
 def test_experiment_resumes_from_its_checkpoints(tables: FeatureTables, tmp_path: Path) -> None:
     first = run_experiment(tables, SMALL, checkpoint_root=tmp_path)
-    assert {r["model"] for r in first.rows} == {"mlp_target", "mkt", "mkt_without_tem_finetuning"}
+    assert {r["model"] for r in first.rows} == {
+        "mlp_target",
+        "mkt",
+        "mkt_without_tem_finetuning",
+        "rate_target",
+        "rate_both",
+    }
     again = run_experiment(tables, SMALL, checkpoint_root=tmp_path)
     assert all(t["resumed_from_epoch"] == 1 for t in again.training)
     for a, b in zip(first.rows, again.rows, strict=True):

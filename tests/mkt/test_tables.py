@@ -175,3 +175,13 @@ def test_validation_per_user_where_timestamps_are_positions(
     # user 10 trains on 6 rows: positions < 4.5 stay → t8 valid; user 11 on 4: < 3 → t9 valid
     valid = t.with_validation(0.25).frame.filter(pl.col("split") == "valid")
     assert valid.select("user_id", "timestamp").rows() == [(10, 8), (11, 9)]
+
+
+def test_user_category_click_rate_reference(tables: FeatureTables) -> None:
+    from recflow.mkt.experiment import user_feature_rate
+
+    # test rows in frame order: (user 10, category c, t10), (user 11, category b, t9)
+    # both entities: base 6/9; user 11 saw b once, no click → (0 + 2·2/3) / (1 + 2) = 4/9
+    np.testing.assert_allclose(user_feature_rate(tables, None), [2 / 3, 4 / 9])
+    # posts only: base 3/4; neither user saw a post of that category → the base rate
+    np.testing.assert_allclose(user_feature_rate(tables, "post"), [0.75, 0.75])
