@@ -364,14 +364,18 @@ def summarize(table: pl.DataFrame, reference: str = REFERENCE_MODEL) -> pl.DataF
         *[pl.col(c).cast(pl.Float64).std().alias(f"{c}_std") for c in metrics],
     )
     ref = agg.filter(pl.col("model") == reference)
-    if ref.height:
-        ref_auc, ref_gauc = ref.item(0, "auc_mean"), ref.item(0, "gauc_mean")
-        agg = agg.with_columns(
-            (pl.col("auc_mean") - ref_auc).alias("auc_lift"),
-            (pl.col("gauc_mean") - ref_gauc).alias("gauc_lift"),
-            ((pl.col("gauc_mean") / ref_gauc - 1) * 100).alias("gauc_lift_pct"),
-        )
-    return agg
+    if ref.height == 0:  # the reference did not run: the lift columns exist, empty
+        lift = [pl.lit(None, pl.Float64).alias(c) for c in _LIFTS]
+        return agg.with_columns(lift)
+    ref_auc, ref_gauc = ref.item(0, "auc_mean"), ref.item(0, "gauc_mean")
+    return agg.with_columns(
+        (pl.col("auc_mean") - ref_auc).alias("auc_lift"),
+        (pl.col("gauc_mean") - ref_gauc).alias("gauc_lift"),
+        ((pl.col("gauc_mean") / ref_gauc - 1) * 100).alias("gauc_lift_pct"),
+    )
+
+
+_LIFTS = ("auc_lift", "gauc_lift", "gauc_lift_pct")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -399,7 +403,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="kappa of the synthetic world: each user's post share ~ Beta (default: all 0.25)",
     )
-    p.add_argument("--late-adopter-share", type=float, default=0.0)
+    p.add_argument(
+        "--late-adopter-share",
+        type=float,
+        default=0.3,
+        help="users who see posts only late (their taste is known from products only)",
+    )
     p.add_argument("--late-adopter-start", type=float, default=0.7)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--models", default=",".join(MODELS + ABLATIONS + REFERENCES))
@@ -440,15 +449,17 @@ def main(argv: list[str] | None = None) -> None:
     result = run_experiment(
         tables, config, on_progress=lambda i, n, v: print(f"[{i}/{n}] {v}", flush=True)
     )
-    with pl.Config(tbl_rows=40, tbl_cols=40, tbl_width_chars=250, float_precision=4):
-        cols = ["model", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std", "gauc_lift"]
-        summary = result.summary()
-        print(summary.select(cols + [c for c in summary.columns if c.startswith("gauc[")]))
-        print(pl.DataFrame(result.training).drop("device", "resumed_from_epoch"))
-    if a.out is not None:
+    summary = result.summary()
+    if a.out is not None:  # results first: a printing problem must not lose the run
         a.out.mkdir(parents=True, exist_ok=True)
         result.table().write_parquet(a.out / "per_seed.parquet")
         summary.write_parquet(a.out / "summary.parquet")
+        pl.DataFrame(result.training).write_parquet(a.out / "training.parquet")
+    with pl.Config(tbl_rows=40, tbl_cols=40, tbl_width_chars=250, float_precision=4):
+        cols = ["model", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std", "gauc_lift"]
+        print(summary.select(cols + [c for c in summary.columns if c.startswith("gauc[")]))
+        if result.training:
+            print(pl.DataFrame(result.training).drop("device", "resumed_from_epoch"))
 
 
 if __name__ == "__main__":

@@ -134,3 +134,12 @@ def test_a_validation_split_without_both_labels_is_refused(tables: FeatureTables
     split.frame = split.frame.with_columns(label=pl.lit(0.0))
     with pytest.raises(ValueError, match="both labels"):
         validation_gauc(split, "post")
+
+
+def test_summary_without_the_reference_model_has_empty_lifts() -> None:
+    table = pl.DataFrame(
+        {"model": ["mkt", "mkt"], "seed": [0, 1], "auc": [0.7, 0.72], "gauc": [0.6, 0.64]}
+    )
+    s = summarize(table).to_dicts()[0]
+    assert s["gauc_mean"] == pytest.approx(0.62)
+    assert s["gauc_lift"] is None and s["auc_lift"] is None
