@@ -79,6 +79,7 @@ class ExperimentConfig:
     # 0 = no validation, every stage runs its full epoch count
     validation_share: float = 0.125
     patience: int | None = 2  # with validation: stop after this many epochs without gain
+    select_by: str = "valid_gauc"  # or "valid_loss" (log loss, lower is better)
     lr: float = 2e-3
     weight_decay: float = 0.0
     device: str = "auto"
@@ -177,7 +178,8 @@ class SeedRunner:
             weight_decay=c.weight_decay,
             seed=self.seed,
             device=c.device,
-            select_by="valid_gauc" if selecting else None,
+            select_by=c.select_by if selecting else None,
+            select_mode="min" if c.select_by == "valid_loss" else "max",
             patience=c.patience if selecting else None,
         )
 
@@ -190,6 +192,11 @@ class SeedRunner:
         return self.checkpoint_root / f"seed{self.seed}" / name
 
     def _record(self, name: str, res: TrainResult) -> None:
+        best = (
+            next(r for r in res.history if r["epoch"] == res.best_epoch)
+            if res.best_epoch is not None
+            else {}
+        )
         self.training.append(
             {
                 "stage": name,
@@ -202,7 +209,8 @@ class SeedRunner:
                 "resumed_from_epoch": res.resumed_from_epoch,
                 "epochs_run": len(res.history),
                 "best_epoch": res.best_epoch,
-                "valid_gauc": res.best_value,
+                "valid_gauc": best.get("valid_gauc"),  # at the kept epoch
+                "valid_loss": best.get("valid_loss"),
                 "device": res.device,
             }
         )
@@ -417,6 +425,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--validation-share", type=float, default=ExperimentConfig.validation_share)
     p.add_argument("--patience", type=int, default=ExperimentConfig.patience)
     p.add_argument("--lr", type=float, default=ExperimentConfig.lr)
+    p.add_argument(
+        "--select-by", choices=("valid_gauc", "valid_loss"), default=ExperimentConfig.select_by
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="folder for per_seed/summary parquet")
     a = p.parse_args(argv)
@@ -444,6 +455,7 @@ def main(argv: list[str] | None = None) -> None:
         target_epochs=a.target_epochs,
         validation_share=a.validation_share,
         patience=a.patience,
+        select_by=a.select_by,
         lr=a.lr,
     )
     result = run_experiment(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -76,7 +77,8 @@ def finetune_tem(
 
 
 def validation_gauc(tables: FeatureTables, entity: str) -> EvalFn:
-    """An ``evaluate`` for the training loop: GAUC (and AUC) on ``entity``'s valid rows."""
+    """An ``evaluate`` for the training loop on ``entity``'s valid rows: GAUC, AUC and the
+    mean log loss (a smoother stopping signal than a ranking metric on few rows)."""
     tensors = tables.tensors("valid", entity)
     rows = tables.rows("valid", entity)
     users = rows.get_column("user_id").to_numpy()
@@ -86,9 +88,12 @@ def validation_gauc(tables: FeatureTables, entity: str) -> EvalFn:
 
     def evaluate(model: nn.Module) -> dict[str, float]:
         scores = predict_scores(model, tensors)
+        p = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
+        log_loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log1p(-p))
         return {
             "valid_gauc": float(gauc(users, labels, scores).value),
             "valid_auc": auc(labels, scores),
+            "valid_loss": float(log_loss),
         }
 
     return evaluate

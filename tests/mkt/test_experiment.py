@@ -124,6 +124,11 @@ def test_each_stage_keeps_its_best_validation_epoch(tables: FeatureTables) -> No
     assert validation_gauc(split, "post")(model)["valid_gauc"] == pytest.approx(
         record["valid_gauc"]
     )
+    scores = predict_scores(model, split.tensors("valid", "post"))
+    labels = split.rows("valid", "post").get_column("label").to_numpy()
+    expected = -np.mean(labels * np.log(scores) + (1 - labels) * np.log(1 - scores))
+    got = validation_gauc(split, "post")(model)["valid_loss"]
+    assert got == pytest.approx(expected, rel=1e-5)
     runner.model("finetune")  # source stage selects on source rows, target stage on target
     assert [t["stage"] for t in runner.training[1:]] == ["finetune_source", "finetune_target"]
     assert all(t["best_epoch"] is not None for t in runner.training)
