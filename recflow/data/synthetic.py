@@ -44,7 +44,9 @@ Users
     user as the list ``user_truth.interest``, index = cluster); preference = softmax(theta[u]).
     So attributes shift preferences and are predictable from behaviour.
     Per-user click-model parameters: ``price_sensitivity`` ~ U(0, 2) and
-    ``preferred_style`` uniform over the styles.
+    ``preferred_style`` uniform over the styles; with ``style_price_link`` p, a share p
+    of users (own stream) instead prefer the style of their price-sensitivity quantile
+    (s0 = least sensitive), so one taste drives both entities' specific signal.
 
 Events (the ``interactions`` table)
     Every event is an impression: ``event = "impression"``, ``label`` = click (1.0 / 0.0),
@@ -156,6 +158,9 @@ class SyntheticConfig:
     # of the span), then posts with share target_share / (1 - start) (capped at 0.9)
     late_adopter_share: float = 0.0
     late_adopter_start: float = 0.7
+    # share of users whose preferred style is their price-sensitivity bin (s0 = the least
+    # sensitive quantile): the entity-specific signals of both entities share one taste
+    style_price_link: float = 0.0
     seed: int = 0
     # items
     target_item_share: float = 0.25  # share of each cluster's items that are posts
@@ -242,6 +247,10 @@ class SyntheticConfig:
             0.0 < self.late_adopter_start < 1.0,
             f"late_adopter_start must be in (0, 1), got {self.late_adopter_start}",
         )
+        need(
+            0.0 <= self.style_price_link <= 1.0,
+            f"style_price_link must be in [0, 1], got {self.style_price_link}",
+        )
         need(self.n_styles >= 2, "n_styles must be >= 2")
         need(self.brands_per_cluster >= 1, "brands_per_cluster must be >= 1")
         need(self.clusters_per_genre >= 1, "clusters_per_genre must be >= 1")
@@ -325,6 +334,7 @@ def _rngs(seed: int) -> dict[str, np.random.Generator]:
         "text",
         "target_interest",
         "target_share",  # appended: spawn keys are positions, earlier streams are unchanged
+        "style_link",
     )
     seqs = np.random.SeedSequence(seed).spawn(len(names))
     return {n: np.random.default_rng(s) for n, s in zip(names, seqs, strict=True)}
@@ -400,6 +410,7 @@ def _make_users(
     rng: np.random.Generator,
     target_rng: np.random.Generator,
     share_rng: np.random.Generator,
+    link_rng: np.random.Generator,
 ) -> _Users:
     u, k = cfg.n_users, cfg.n_clusters
     gender = rng.integers(len(GENDERS), size=u)
@@ -430,6 +441,11 @@ def _make_users(
         target_share = np.full(u, m)
     else:
         target_share = share_rng.beta(kappa * m, kappa * (1.0 - m), size=u)
+    if cfg.style_price_link > 0:
+        linked = link_rng.random(u) < cfg.style_price_link
+        ranks = np.argsort(np.argsort(price_sensitivity))
+        by_price = (ranks * cfg.n_styles) // u  # quantile bin: 0 = least price-sensitive
+        preferred_style = np.where(linked, by_price, preferred_style)
     late_adopter = np.zeros(u, dtype=bool)
     if cfg.late_adopter_share > 0:
         late_adopter = share_rng.random(u) < cfg.late_adopter_share
@@ -839,7 +855,9 @@ def generate(config: SyntheticConfig) -> CanonicalTables:
     """Generate the synthetic world described in the module docstring (name ``"synthetic"``)."""
     rngs = _rngs(config.seed)
     items = _make_items(config, rngs["items"])
-    users = _make_users(config, rngs["users"], rngs["target_interest"], rngs["target_share"])
+    users = _make_users(
+        config, rngs["users"], rngs["target_interest"], rngs["target_share"], rngs["style_link"]
+    )
     events = _simulate_events(config, items, users, rngs)
     interactions = _interactions_frame(config, items, events)
     del events
@@ -863,5 +881,7 @@ def generate_interactions(
     cfg = benchmark_config(n_events, seed=seed, n_users=n_users, n_items=n_items)
     rngs = _rngs(cfg.seed)
     items = _make_items(cfg, rngs["items"])
-    users = _make_users(cfg, rngs["users"], rngs["target_interest"], rngs["target_share"])
+    users = _make_users(
+        cfg, rngs["users"], rngs["target_interest"], rngs["target_share"], rngs["style_link"]
+    )
     return _interactions_frame(cfg, items, _simulate_events(cfg, items, users, rngs))

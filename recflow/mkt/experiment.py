@@ -418,6 +418,7 @@ def main(argv: list[str] | None = None) -> None:
         help="users who see posts only late (their taste is known from products only)",
     )
     p.add_argument("--late-adopter-start", type=float, default=0.7)
+    p.add_argument("--style-price-link", type=float, default=0.0)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--models", default=",".join(MODELS + ABLATIONS + REFERENCES))
     p.add_argument("--pretrain-epochs", type=int, default=ExperimentConfig.pretrain_epochs)
@@ -442,6 +443,7 @@ def main(argv: list[str] | None = None) -> None:
             target_share_concentration=a.target_share_concentration,
             late_adopter_share=a.late_adopter_share,
             late_adopter_start=a.late_adopter_start,
+            style_price_link=a.style_price_link,
         )
     )
     tables = build_feature_tables(world.interactions, world.items, world.users, SYNTHETIC)

@@ -418,3 +418,21 @@ def test_late_adopters_see_posts_only_after_their_start() -> None:
     assert abs((ev.get_column("entity") == "post").mean() - 0.25) < 0.03
     with pytest.raises(ValueError, match="late_adopter_start"):
         SyntheticConfig(late_adopter_start=1.0)
+
+
+def test_style_price_link_ties_post_taste_to_price_sensitivity() -> None:
+    cfg = SyntheticConfig(n_users=400, n_items=400, n_events=20_000, n_clusters=10, seed=7)
+    free = generate(cfg).extras["user_truth"]
+    linked = generate(SyntheticConfig(**{**cfg.__dict__, "style_price_link": 1.0}))
+    truth = linked.extras["user_truth"]
+    sens = truth["price_sensitivity"].to_numpy()
+    style = np.array([int(s[1:]) for s in truth["preferred_style"]])
+    # every style is one quarter of the users, ordered by price sensitivity
+    assert np.bincount(style).tolist() == [100] * 4
+    for s in range(3):
+        assert sens[style == s].max() < sens[style == s + 1].min()
+    for col in ("interest", "price_sensitivity", "n_events", "target_share"):
+        assert truth[col].equals(free[col])
+    # unlinked, style says nothing about price sensitivity
+    free_style = np.array([int(s[1:]) for s in free["preferred_style"]])
+    assert abs(np.corrcoef(free_style, sens)[0, 1]) < 0.15
