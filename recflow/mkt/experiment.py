@@ -429,7 +429,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--select-by", choices=("valid_gauc", "valid_loss"), default=ExperimentConfig.select_by
     )
-    p.add_argument("--hfa-neutral-init", action="store_true", help="HFA importances start at 1")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="folder for per_seed/summary parquet")
     a = p.parse_args(argv)
@@ -460,7 +459,6 @@ def main(argv: list[str] | None = None) -> None:
         patience=a.patience,
         select_by=a.select_by,
         lr=a.lr,
-        mem=MemConfig(hfa_neutral_init=a.hfa_neutral_init),
     )
     result = run_experiment(
         tables, config, on_progress=lambda i, n, v: print(f"[{i}/{n}] {v}", flush=True)

@@ -10,9 +10,6 @@ them by a learned, sample-dependent importance and maps them to one common-size 
     a = MLP(flatten(w_i · e_i))                     (B, out_dim)
 
 2·σ lets a feature be amplified (w > 1) as well as suppressed (w < 1), centred on 1.
-With ``neutral_init`` the importance layer starts at zero, so every w starts at exactly 1
-and HFA starts as a plain projection of the raw embeddings; training moves w away from 1
-only where that helps, instead of starting from random importances.
 """
 
 from __future__ import annotations
@@ -27,22 +24,13 @@ class HeterogeneousFeatureAlignment(nn.Module):
     """Entity-specific field embeddings (B, n, d) → aligned vector (B, out_dim)."""
 
     def __init__(
-        self,
-        n_fields: int,
-        dim: int,
-        out_dim: int,
-        cross_layers: int = 2,
-        hidden: int = 64,
-        neutral_init: bool = False,
+        self, n_fields: int, dim: int, out_dim: int, cross_layers: int = 2, hidden: int = 64
     ) -> None:
         super().__init__()
         flat = n_fields * dim
         self.cross = CrossNetwork(flat, cross_layers)
         self.deep = Mlp(flat, (hidden,))
         self.importance = nn.Linear(flat + hidden, n_fields)
-        if neutral_init:  # w = 2·σ(0) = 1 for every field at the start
-            nn.init.zeros_(self.importance.weight)
-            nn.init.zeros_(self.importance.bias)
         self.align = Mlp(flat, (hidden, out_dim))
         self.out_dim = out_dim
 

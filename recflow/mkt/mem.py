@@ -35,7 +35,6 @@ class MemConfig:
     use_hfa: bool = True
     aligned_dim: int = 32  # HFA output size
     cross_layers: int = 2
-    hfa_neutral_init: bool = False  # HFA importances start at exactly 1
     n_experts: int = 4
     expert_sizes: tuple[int, ...] = (128, 64)
     independent_sizes: tuple[int, ...] = (128, 64)
@@ -70,11 +69,7 @@ class MultiEntityModel(nn.Module):
         n_specific = len(spec.specific_vocab)
         if config.use_hfa and n_specific:
             self.hfa: HeterogeneousFeatureAlignment | None = HeterogeneousFeatureAlignment(
-                n_specific,
-                config.dim,
-                config.aligned_dim,
-                config.cross_layers,
-                neutral_init=config.hfa_neutral_init,
+                n_specific, config.dim, config.aligned_dim, config.cross_layers
             )
             aligned = config.aligned_dim
         else:

@@ -38,18 +38,6 @@ def test_hfa_importance_is_two_sigmoid_of_the_fc_output() -> None:
     torch.testing.assert_close(hfa(x), hfa.align(x.flatten(1)))
 
 
-def test_hfa_neutral_init_starts_every_importance_at_one() -> None:
-    torch.manual_seed(0)
-    hfa = HeterogeneousFeatureAlignment(n_fields=3, dim=4, out_dim=7, neutral_init=True)
-    x = _fields() * 3.0
-    torch.testing.assert_close(hfa.importance_weights(x), torch.ones(5, 3))
-    torch.testing.assert_close(hfa(x), hfa.align(x.flatten(1)))
-    # and it can still learn: the importance layer gets a gradient
-    hfa(x).sum().backward()
-    assert hfa.importance.weight.grad is not None
-    assert float(hfa.importance.weight.grad.abs().sum()) > 0
-
-
 def test_cross_network_matches_hand_computation() -> None:
     cross = CrossNetwork(dim=2, layers=1)
     with torch.no_grad():
