@@ -83,7 +83,11 @@ def validation_gauc(tables: FeatureTables, entity: str) -> EvalFn:
     rows = tables.rows("valid", entity)
     users = rows.get_column("user_id").to_numpy()
     labels = rows.get_column("label").to_numpy()
-    if len(labels) == 0 or labels.min() == labels.max():
+    if len(labels) == 0:
+        raise ValueError(
+            f"no 'valid' rows of {entity!r}: split them off with FeatureTables.with_validation"
+        )
+    if labels.min() == labels.max():
         raise ValueError(f"the valid split of {entity!r} needs both labels to select on")
 
     def evaluate(model: nn.Module) -> dict[str, float]:

@@ -139,6 +139,8 @@ def test_a_validation_split_without_both_labels_is_refused(tables: FeatureTables
     split.frame = split.frame.with_columns(label=pl.lit(0.0))
     with pytest.raises(ValueError, match="both labels"):
         validation_gauc(split, "post")
+    with pytest.raises(ValueError, match="with_validation"):
+        validation_gauc(tables, "post")  # no valid split at all
 
 
 def test_summary_without_the_reference_model_has_empty_lifts() -> None:
