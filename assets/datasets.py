@@ -114,6 +114,10 @@ class SyntheticDatasetConfig(dg.Config):
     n_clusters: int = _SYNTH_DEFAULTS["n_clusters"]
     target_share: float = _SYNTH_DEFAULTS["target_share"]
     target_interest_correlation: float = _SYNTH_DEFAULTS["target_interest_correlation"]
+    target_share_concentration: float | None = _SYNTH_DEFAULTS["target_share_concentration"]
+    late_adopter_share: float = _SYNTH_DEFAULTS["late_adopter_share"]  # MKT experiment: 0.3
+    late_adopter_start: float = _SYNTH_DEFAULTS["late_adopter_start"]
+    style_price_link: float = _SYNTH_DEFAULTS["style_price_link"]
     seed: int = _SYNTH_DEFAULTS["seed"]
 
 

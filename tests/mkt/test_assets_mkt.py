@@ -30,7 +30,13 @@ def test_mkt_group_materializes(tmp_path: Path) -> None:
     run_config = {
         "ops": {
             "synthetic__dataset": {
-                "config": {"n_users": 30, "n_items": 80, "n_events": 1500, "n_clusters": 4}
+                "config": {
+                    "n_users": 30,
+                    "n_items": 80,
+                    "n_events": 1500,
+                    "n_clusters": 4,
+                    "late_adopter_share": 0.3,  # the MKT experiment's world, from the UI
+                }
             },
             "synthetic__mkt_mem": {"config": small},
             "synthetic__mkt_tem": {
