@@ -426,6 +426,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--validation-share", type=float, default=ExperimentConfig.validation_share)
     p.add_argument("--patience", type=int, default=ExperimentConfig.patience)
     p.add_argument("--lr", type=float, default=ExperimentConfig.lr)
+    p.add_argument("--weight-decay", type=float, default=ExperimentConfig.weight_decay)
     p.add_argument(
         "--select-by", choices=("valid_gauc", "valid_loss"), default=ExperimentConfig.select_by
     )
@@ -459,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
         patience=a.patience,
         select_by=a.select_by,
         lr=a.lr,
+        weight_decay=a.weight_decay,
     )
     result = run_experiment(
         tables, config, on_progress=lambda i, n, v: print(f"[{i}/{n}] {v}", flush=True)
