@@ -95,7 +95,8 @@ class MktTemConfig(dg.Config):
 
 
 class MktComparisonConfig(dg.Config):
-    """Seeds and training lengths of the comparison (``recflow.mkt.experiment``)."""
+    """Seeds, training lengths and selection of the comparison; every field is a field
+    of ``recflow.mkt.experiment.ExperimentConfig`` of the same name."""
 
     seeds: list[int] = list(_EXP["seeds"])
     models: list[str] = list(MODELS)
@@ -105,19 +106,28 @@ class MktComparisonConfig(dg.Config):
     target_epochs: int = _EXP["target_epochs"]
     validation_share: float = _EXP["validation_share"]
     patience: int | None = _EXP["patience"]
+    select_by: str = _EXP["select_by"]  # "valid_gauc" or "valid_loss"
     lr: float = _EXP["lr"]
+    weight_decay: float = _EXP["weight_decay"]
     batch_size: int = _EXP["batch_size"]
 
 
+def _tuples(values: dict[str, Any]) -> dict[str, Any]:
+    """Dagster config lists → the tuples the library's frozen dataclasses hold."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
 def _selection(
-    tables: FeatureTables, share: float, patience: int | None, target: str, **train: Any
+    tables: FeatureTables, config: MktMemConfig | MktTemConfig, target: str, device: str
 ) -> tuple[FeatureTables, EvalFn | None, TrainConfig]:
-    """Tables with a validation split, the valid-GAUC scorer and a selecting TrainConfig;
-    with ``share`` 0 the tables as they are and a plain fixed-epoch config."""
-    if share <= 0:
+    """The run's tables, validation scorer and TrainConfig: with a validation share, the
+    tables gain a "valid" split and the loop keeps the best epoch by its GAUC on
+    ``target``; with share 0 the tables as they are and a fixed epoch count."""
+    train = {"epochs": config.epochs, "lr": config.lr, "seed": config.seed, "device": device}
+    if config.validation_share <= 0:
         return tables, None, TrainConfig(**train)
-    split = tables.with_validation(share)
-    tc = TrainConfig(**train, select_by="valid_gauc", patience=patience)
+    split = tables.with_validation(config.validation_share)
+    tc = TrainConfig(**train, select_by="valid_gauc", patience=config.patience)
     return split, validation_gauc(split, target), tc
 
 
@@ -246,20 +256,8 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
     ) -> dg.Output[dict[str, str]]:
         tables = FeatureTables.load(tables_handle["path"])
         device = torch_device.resolve(context.log)
-        arch = config.model_dump(exclude=_RUN_FIELDS)
-        mem_config = MemConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
-        )
-        tables, evaluate, tc = _selection(
-            tables,
-            config.validation_share,
-            config.patience,
-            mapping.target_entity,
-            epochs=config.epochs,
-            lr=config.lr,
-            seed=config.seed,
-            device=str(device),
-        )
+        mem_config = MemConfig(**_tuples(config.model_dump(exclude=_RUN_FIELDS)))
+        tables, evaluate, tc = _selection(tables, config, mapping.target_entity, str(device))
         ckpt = _checkpoint_dir(context, store, f"{dataset}/mkt_mem")
         model, res = pretrain_mem(
             tables,
@@ -304,20 +302,8 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
         mem_model = load_mem(mem_handle["path"])
         device = torch_device.resolve(context.log)
         dims = {"dim": mem_model.config.dim}
-        arch = config.model_dump(exclude=_RUN_FIELDS)
-        tem_config = TemConfig(
-            **dims, **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
-        )
-        tables, evaluate, tc = _selection(
-            tables,
-            config.validation_share,
-            config.patience,
-            mapping.target_entity,
-            epochs=config.epochs,
-            lr=config.lr,
-            seed=config.seed,
-            device=str(device),
-        )
+        tem_config = TemConfig(**dims, **_tuples(config.model_dump(exclude=_RUN_FIELDS)))
+        tables, evaluate, tc = _selection(tables, config, mapping.target_entity, str(device))
         ckpt = _checkpoint_dir(context, store, f"{dataset}/mkt_tem")
         model, res = finetune_tem(
             tables,
@@ -372,19 +358,7 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
     ) -> dg.Output[dict[str, str]]:
         tables = FeatureTables.load(tables_handle["path"])
         device = torch_device.resolve(context.log)
-        exp = ExperimentConfig(
-            seeds=tuple(config.seeds),
-            models=tuple(config.models),
-            ablations=tuple(config.ablations),
-            references=tuple(config.references),
-            pretrain_epochs=config.pretrain_epochs,
-            target_epochs=config.target_epochs,
-            validation_share=config.validation_share,
-            patience=config.patience,
-            lr=config.lr,
-            batch_size=config.batch_size,
-            device=str(device),
-        )
+        exp = ExperimentConfig(**_tuples(config.model_dump()), device=str(device))
         ckpt = _checkpoint_dir(context, store, f"{dataset}/mkt_comparison")
         result = run_experiment(
             tables,
