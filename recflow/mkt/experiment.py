@@ -46,6 +46,7 @@ from recflow.mkt.tables import FeatureSpec, FeatureTables, activity_bucket
 from recflow.mkt.tem import TemConfig, target_specific_columns
 from recflow.mkt.training import finetune_tem, pretrain_mem, validation_gauc
 from recflow.progress import ProgressFn
+from recflow.store import atomic_path
 from recflow.train import EvalFn, TrainConfig, TrainResult, train
 
 MODELS = ("mlp_target", "shared_bottom", "mmoe", "finetune", "mkt")
@@ -56,6 +57,8 @@ ABLATIONS = (
     "mkt_without_tem_finetuning",
 )
 REFERENCES = ("rate_target", "rate_both")  # count tables, no training, no seed
+# what ``validation_gauc`` reports, and which way is better
+SELECT_MODES = {"valid_gauc": "max", "valid_auc": "max", "valid_loss": "min"}
 REFERENCE_MODEL = "mlp_target"
 PAPER_TENREC = {  # table 2 of the paper: (AUC, GAUC) on Tenrec
     "mlp_target": (0.9337, 0.6393),
@@ -79,13 +82,30 @@ class ExperimentConfig:
     # 0 = no validation, every stage runs its full epoch count
     validation_share: float = 0.125
     patience: int | None = 2  # with validation: stop after this many epochs without gain
-    select_by: str = "valid_gauc"  # or "valid_loss" (log loss, lower is better)
+    select_by: str = "valid_gauc"  # a key of SELECT_MODES; "valid_loss" = log loss
     lr: float = 2e-3
     weight_decay: float = 0.0
     device: str = "auto"
     mem: MemConfig = field(default_factory=MemConfig)
     tem: TemConfig = field(default_factory=TemConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def __post_init__(self) -> None:
+        # checked up front: a typo must not surface after an hour of training other models
+        for what, names, known in (
+            ("model", self.models, MODELS + ABLATIONS),
+            ("ablation", self.ablations, ABLATIONS),
+            ("reference", self.references, REFERENCES),
+        ):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(f"unknown MKT {what} {unknown}; known: {list(known)}")
+        if self.select_by not in SELECT_MODES:
+            raise ValueError(
+                f"select_by must be one of {list(SELECT_MODES)}, got {self.select_by!r}"
+            )
+        if not 0.0 <= self.validation_share < 1.0:
+            raise ValueError(f"validation_share must be in [0, 1), got {self.validation_share}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,7 +199,7 @@ class SeedRunner:
             seed=self.seed,
             device=c.device,
             select_by=c.select_by if selecting else None,
-            select_mode="min" if c.select_by == "valid_loss" else "max",
+            select_mode=SELECT_MODES[c.select_by],
             patience=c.patience if selecting else None,
         )
 
@@ -345,8 +365,6 @@ def run_experiment(
         tables = tables.with_validation(config.validation_share)
     test_rows = tables.rows("test", tables.mapping.target_entity)
     for name in config.references:
-        if name not in REFERENCES:
-            raise ValueError(f"unknown MKT reference {name!r}; known: {REFERENCES}")
         entity = tables.mapping.target_entity if name == "rate_target" else None
         scores = user_feature_rate(tables, entity)
         rows.append({"model": name, "seed": None, **evaluate_target(test_rows, scores)})
@@ -361,6 +379,9 @@ def run_experiment(
                 )
         training.extend(runner.training)
     return ExperimentResult(rows=rows, training=training)
+
+
+_LIFTS = ("auc_lift", "gauc_lift", "gauc_lift_pct")
 
 
 def summarize(table: pl.DataFrame, reference: str = REFERENCE_MODEL) -> pl.DataFrame:
@@ -381,9 +402,6 @@ def summarize(table: pl.DataFrame, reference: str = REFERENCE_MODEL) -> pl.DataF
         (pl.col("gauc_mean") - ref_gauc).alias("gauc_lift"),
         ((pl.col("gauc_mean") / ref_gauc - 1) * 100).alias("gauc_lift_pct"),
     )
-
-
-_LIFTS = ("auc_lift", "gauc_lift", "gauc_lift_pct")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -427,12 +445,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--patience", type=int, default=ExperimentConfig.patience)
     p.add_argument("--lr", type=float, default=ExperimentConfig.lr)
     p.add_argument("--weight-decay", type=float, default=ExperimentConfig.weight_decay)
-    p.add_argument(
-        "--select-by", choices=("valid_gauc", "valid_loss"), default=ExperimentConfig.select_by
-    )
+    p.add_argument("--select-by", choices=list(SELECT_MODES), default=ExperimentConfig.select_by)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="folder for per_seed/summary parquet")
     a = p.parse_args(argv)
+    names = tuple(a.models.split(","))
+    unknown = [n for n in names if n not in MODELS + ABLATIONS + REFERENCES]
+    if unknown:
+        p.error(f"--models: unknown {unknown}; known: {', '.join(MODELS + ABLATIONS + REFERENCES)}")
+    config = ExperimentConfig(
+        seeds=tuple(int(s) for s in a.seeds.split(",")),
+        models=tuple(n for n in names if n in MODELS),
+        ablations=tuple(n for n in names if n in ABLATIONS),
+        references=tuple(n for n in names if n in REFERENCES),
+        pretrain_epochs=a.pretrain_epochs,
+        target_epochs=a.target_epochs,
+        validation_share=a.validation_share,
+        patience=a.patience,
+        select_by=a.select_by,
+        lr=a.lr,
+        weight_decay=a.weight_decay,
+    )
     torch.set_num_threads(a.threads)
     world = generate(
         SyntheticConfig(
@@ -448,29 +481,20 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     tables = build_feature_tables(world.interactions, world.items, world.users, SYNTHETIC)
-    names = tuple(a.models.split(","))
-    config = ExperimentConfig(
-        seeds=tuple(int(s) for s in a.seeds.split(",")),
-        models=tuple(n for n in names if n in MODELS),
-        ablations=tuple(n for n in names if n in ABLATIONS),
-        references=tuple(n for n in names if n in REFERENCES),
-        pretrain_epochs=a.pretrain_epochs,
-        target_epochs=a.target_epochs,
-        validation_share=a.validation_share,
-        patience=a.patience,
-        select_by=a.select_by,
-        lr=a.lr,
-        weight_decay=a.weight_decay,
-    )
     result = run_experiment(
         tables, config, on_progress=lambda i, n, v: print(f"[{i}/{n}] {v}", flush=True)
     )
     summary = result.summary()
     if a.out is not None:  # results first: a printing problem must not lose the run
         a.out.mkdir(parents=True, exist_ok=True)
-        result.table().write_parquet(a.out / "per_seed.parquet")
-        summary.write_parquet(a.out / "summary.parquet")
-        pl.DataFrame(result.training).write_parquet(a.out / "training.parquet")
+        outputs = {
+            "per_seed": result.table(),
+            "summary": summary,
+            "training": pl.DataFrame(result.training),
+        }
+        for name, frame in outputs.items():
+            with atomic_path(a.out / f"{name}.parquet") as tmp:
+                frame.write_parquet(tmp)
     with pl.Config(tbl_rows=40, tbl_cols=40, tbl_width_chars=250, float_precision=4):
         cols = ["model", "seeds", "auc_mean", "auc_std", "gauc_mean", "gauc_std", "gauc_lift"]
         print(summary.select(cols + [c for c in summary.columns if c.startswith("gauc[")]))

@@ -150,3 +150,40 @@ def test_summary_without_the_reference_model_has_empty_lifts() -> None:
     s = summarize(table).to_dicts()[0]
     assert s["gauc_mean"] == pytest.approx(0.62)
     assert s["gauc_lift"] is None and s["auc_lift"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"models": ("mlp_target", "mtk")}, r"unknown MKT model \['mtk'\]"),
+        ({"ablations": ("mkt",)}, r"unknown MKT ablation \['mkt'\]"),
+        ({"references": ("rate_all",)}, r"unknown MKT reference \['rate_all'\]"),
+        ({"select_by": "valid_acc"}, "select_by must be one of"),
+        ({"validation_share": 1.0}, r"validation_share must be in \[0, 1\)"),
+    ],
+)
+def test_experiment_config_refuses_bad_settings_before_training(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(SMALL, **change)
+
+
+def test_selection_direction_follows_the_metric(tables: FeatureTables) -> None:
+    """Stopping on log loss keeps the lowest-loss epoch; on GAUC the highest."""
+    split = tables.with_validation(0.2)
+    for select_by, mode in (("valid_loss", "min"), ("valid_gauc", "max")):
+        runner = SeedRunner(
+            split, dataclasses.replace(SMALL, select_by=select_by), 0, checkpoint_root=None
+        )
+        tc = runner._train_config(2)
+        assert (tc.select_by, tc.select_mode) == (select_by, mode)
+
+
+def test_cli_refuses_an_unknown_model_before_building_the_world(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from recflow.mkt.experiment import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--models", "finetune,mtk", "--events", "10"])  # 10 events: no world could be built
+    assert exit_info.value.code == 2
+    assert "--models: unknown ['mtk']" in capsys.readouterr().err
