@@ -41,7 +41,7 @@ from recflow.zsl.pipeline import (
     load_inputs,
     read_vocabulary_folder,
 )
-from recflow.zsl.queries import QuerySplit, eval_queries
+from recflow.zsl.queries import QuerySplit, check_query_split, eval_queries
 from recflow.zsl.refresh import warm_start_refresh
 from recflow.zsl.scorers import PopularityScorer, RandomScorer, TfidfScorer, VectorScorer
 
@@ -63,7 +63,7 @@ class ZslVocabularyConfig(dg.Config):
     min_terms_per_item: int = _TEXT["min_terms_per_item"]
     bigrams: bool = _TEXT["bigrams"]
     tag_text_share: float = 0.5
-    validation_share: float = 0.5
+    validation_share: float = 0.25
     split_seed: int = 0
 
 
@@ -155,6 +155,15 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
     ):
         ds = dataset_from_handle(dataset_handle)
         split = QuerySplit(config.tag_text_share, config.validation_share, config.split_seed)
+        queries = ds.queries()
+        query_counts: dict[str, int] = {}
+        if queries is not None and not synthetic:
+            # fail here, in a second, rather than in the evaluation after every model trained
+            item_ids = ds.items().get_column("item_id").to_numpy()
+            try:
+                query_counts = check_query_split(queries, item_ids, split)
+            except ValueError as e:
+                raise dg.Failure(f"{dataset}/zsl_vocabulary: {e}") from e
         text_cfg = TextConfig(config.min_item_count, config.min_terms_per_item, config.bigrams)
         artifacts = store.store()
         with artifacts.new_version(f"{dataset}/zsl_vocabulary") as tmp:
@@ -162,7 +171,11 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
             final = artifacts.final_path(tmp)
         return dg.Output(
             {"path": str(final), "dataset": str(ds.root)},
-            metadata={**stats, "path": dg.MetadataValue.path(str(final))},
+            metadata={
+                **stats,
+                **{f"{part} queries": n for part, n in query_counts.items()},
+                "path": dg.MetadataValue.path(str(final)),
+            },
         )
 
     def make_model(method: str):

@@ -101,3 +101,32 @@ def eval_queries(
             strict=True,
         )
     ]
+
+
+def check_query_split(
+    queries: pl.DataFrame,
+    item_ids: np.ndarray,
+    split: QuerySplit,
+    min_relevant: int = 3,
+    min_queries: int = 5,
+) -> dict[str, int]:
+    """Evaluation queries per part; raise before any training when the validation or the
+    test part has fewer than ``min_queries`` queries with ``min_relevant`` relevant items.
+
+    The message names the vocabulary config fields that move strings between parts.
+    """
+    counts = {
+        part: len(eval_queries(queries, item_ids, split, part, min_relevant))
+        for part in ("validation", "test")
+    }
+    short = [p for p, n in counts.items() if n < min_queries]
+    if short:
+        test_share = 1.0 - split.text_share - split.validation_share
+        raise ValueError(
+            f"query split leaves {counts['validation']} validation and {counts['test']} test "
+            f"queries with >= {min_relevant} relevant items (need >= {min_queries} each): "
+            f"tag_text_share={split.text_share:g}, validation_share={split.validation_share:g} "
+            f"leave test share {test_share:g}. Lower tag_text_share or validation_share in the "
+            "zsl_vocabulary config so that every part keeps queries."
+        )
+    return counts
