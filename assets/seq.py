@@ -6,6 +6,7 @@ How each dataset becomes a source and a target domain is ``recflow.seq.domains``
 Everything here is a thin call into ``recflow.seq``.
 """
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -20,8 +21,14 @@ from assets.metadata import line_chart, markdown_table
 from assets.progress import log_progress
 from assets.resources import StoreResource, TorchDeviceResource
 from recflow.seq.checkpoint import load_pretrained, save_pretrained
-from recflow.seq.comparison import baseline_rows, comparison_table, run_method
-from recflow.seq.domains import transfer_setup
+from recflow.seq.comparison import (
+    baseline_rows,
+    baseline_verdicts,
+    comparison_table,
+    run_method,
+    versus_best_baseline,
+)
+from recflow.seq.domains import TransferSetup, transfer_setup
 from recflow.seq.finetune import Method
 from recflow.seq.nextitnet import NextItNetConfig
 from recflow.seq.pretrain import PretrainConfig, pretrain
@@ -35,7 +42,7 @@ from recflow.seq.sequences import (
     split_by_time,
     write_sequences,
 )
-from recflow.seq.tasks import build_tasks
+from recflow.seq.tasks import TaskSpec, build_tasks, describe_tasks
 from recflow.store import read_json, save_state_dict, write_json
 from recflow.train import TrainConfig
 
@@ -69,12 +76,53 @@ def seq_key(dataset: str, name: str) -> dg.AssetKey:
     return dg.AssetKey([dataset, name])
 
 
-class SeqSequencesConfig(dg.Config):
-    """Which source events become a user's sequence (defaults = ``SequenceConfig``; the
-    entity and label filters come from the dataset's transfer setup)."""
+def sequences_config(setup: TransferSetup) -> type[dg.Config]:
+    """The ``seq_sequences`` config of one dataset: which events form sequences and the
+    dataset's transfer choices (domains, attribute tasks, negatives, user split), with the
+    dataset's defaults from ``recflow.seq.domains.TRANSFER_SETUPS``, all editable in the
+    Launchpad. Genre names are matched against the data's own genre vocabulary."""
+    spec = TaskSpec()
 
-    min_len: int = _SEQ["min_len"]
-    max_events: int | None = _SEQ["max_events"]
+    class SeqSequencesConfig(dg.Config):
+        min_len: int = _SEQ["min_len"]
+        max_events: int | None = _SEQ["max_events"]
+        target_genres: list[str] = list(setup.target_genres)  # genre split only
+        source_entity: str | None = setup.source_entity  # entity split only
+        target_entity: str | None = setup.target_entity
+        attributes: list[str] = list(setup.attributes)
+        attribute_bins: dict[str, list[float]] = {
+            k: list(v) for k, v in setup.attributes.items() if v is not None
+        }
+        n_negatives: int = setup.n_negatives
+        valid_share: float = spec.valid_share
+        test_share: float = spec.test_share
+        split_seed: int = spec.split_seed
+        min_users_per_split: int = spec.min_users_per_split
+
+        def transfer_setup(self) -> TransferSetup:
+            return dataclasses.replace(
+                setup,
+                target_genres=tuple(self.target_genres),
+                source_entity=self.source_entity,
+                target_entity=self.target_entity,
+            )
+
+        def task_spec(self) -> TaskSpec:
+            unknown = sorted(set(self.attribute_bins) - set(self.attributes))
+            if unknown:
+                raise dg.Failure(
+                    f"attribute_bins names {unknown}, which are not in attributes {self.attributes}"
+                )
+            return TaskSpec(
+                attributes={a: self.attribute_bins.get(a) for a in self.attributes},
+                n_negatives=self.n_negatives,
+                valid_share=self.valid_share,
+                test_share=self.test_share,
+                split_seed=self.split_seed,
+                min_users_per_split=self.min_users_per_split,
+            )
+
+    return SeqSequencesConfig
 
 
 class NextItNetPretrainConfig(dg.Config):
@@ -97,9 +145,13 @@ class NextItNetPretrainConfig(dg.Config):
 
 class FinetuneConfig(dg.Config):
     """Fine-tuning settings shared by every method (``lr`` ≤ 0 = the method's default in
-    ``FINETUNE_LR``)."""
+    ``FINETUNE_LR``). Each task keeps its best epoch by the validation users' primary
+    metric (cold start NDCG@5, attributes accuracy), stopping after ``patience`` epochs
+    without gain; ``seed`` seeds the training, not the user split (that is
+    ``seq_sequences``' ``split_seed``, shared by every method and baseline)."""
 
     epochs: int = 5
+    patience: int = 2
     lr: float = 0.0
     batch_size: int = 128
     reduction: int = 4  # patch bottleneck C → C/reduction
@@ -118,13 +170,12 @@ def _load_sequences(handle: dict) -> tuple[pl.DataFrame, pl.DataFrame, ItemIndex
     )
 
 
-def _tasks(dataset: str, seq_handle: dict, pre_handle: dict, seed: int) -> list:
+def _tasks(dataset: str, seq_handle: dict, max_len: int) -> list:
+    """The downstream tasks as ``seq_sequences`` fixed them (spec in its ``tasks.json``)."""
     sequences, target, index = _load_sequences(seq_handle)
     users = dataset_from_handle({"path": seq_handle["dataset"]}).users()
-    setup = transfer_setup(dataset)
-    return build_tasks(
-        setup.attributes, sequences, target, users, index, int(pre_handle["max_len"]), seed=seed
-    )
+    spec = TaskSpec.from_json(read_json(Path(seq_handle["path"]) / "tasks.json"))
+    return build_tasks(spec, sequences, target, users, index, max_len)
 
 
 def _round(rows: list[dict]) -> list[dict]:
@@ -137,6 +188,8 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
     seq_asset_key = seq_key(dataset, "seq_sequences")
     pre_key = seq_key(dataset, "nextitnet_pretrain")
 
+    seq_config = sequences_config(setup)
+
     @dg.asset(
         key=seq_asset_key,
         ins={"dataset_handle": dg.AssetIn(key=dataset_key(dataset))},
@@ -145,28 +198,39 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
         code_version=CODE_VERSION,
         description=(
             "Per-user source-domain behaviour sequences sorted by (timestamp, item_id), the "
-            "leave-last-out split by time, the target-domain events and the item-id map. "
-            f"Domains: {setup.split} split"
+            "leave-last-out split by time, the target-domain events, the item-id map and the "
+            "downstream task spec (one user split for every method and baseline). Checks, "
+            "before any training, that the data can feed every task. Domains: "
+            f"{setup.split} split"
             + (
                 f" {setup.source_entity} → {setup.target_entity}"
                 if setup.split == "entity"
-                else f", target genres {list(setup.target_genres)}"
+                else f", target genres {list(setup.target_genres)} (as the data spells them)"
             )
             + "."
         ),
     )
     def seq_sequences(
         context: dg.AssetExecutionContext,
-        config: SeqSequencesConfig,
+        config: seq_config,
         dataset_handle: dict,
         store: StoreResource,
     ) -> dg.Output[dict]:
         ds = dataset_from_handle(dataset_handle)
-        source, target = setup.split_events(ds.scan_interactions().collect(), ds.items())
-        sequences = build_sequences(
-            source, SequenceConfig(min_len=config.min_len, max_events=config.max_events)
-        )
-        index = ItemIndex.from_item_ids(sequences.get_column("items").explode())
+        items = ds.items()
+        chosen = config.transfer_setup()
+        spec = config.task_spec()
+        try:
+            genres = chosen.resolved_target_genres(items) if chosen.split == "genre" else ()
+            source, target = chosen.split_events(ds.scan_interactions().collect(), items)
+            sequences = build_sequences(
+                source, SequenceConfig(min_len=config.min_len, max_events=config.max_events)
+            )
+            index = ItemIndex.from_item_ids(sequences.get_column("items").explode())
+            # preflight: the tasks every fine-tune will build, on 2-token windows (cheap)
+            tasks = build_tasks(spec, sequences, target, ds.users(), index, max_len=2)
+        except ValueError as e:
+            raise dg.Failure(f"{dataset}/seq_sequences: {e}") from e
         artifacts = store.store()
         with artifacts.new_version(f"{dataset}/seq_sequences") as tmp:
             write_sequences(sequences, tmp / "sequences.parquet")
@@ -175,6 +239,7 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 tmp / "target_events.parquet"
             )
             index.to_frame().write_parquet(tmp / "item_index.parquet")
+            write_json(spec.to_json(), tmp / "tasks.json")
             final = artifacts.final_path(tmp)
         lengths = sequences.get_column("items").list.len()
         target_users = target.get_column("user_id").n_unique()
@@ -186,9 +251,11 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 "source items": index.n_items,
                 "source events": int(lengths.sum()),
                 "median length": float(lengths.median()),
+                "target genres (data spelling)": ", ".join(genres) or "-",
                 "target events": target.height,
                 "target items": target.get_column("item_id").n_unique(),
                 "target users": target_users,
+                "tasks": markdown_table(describe_tasks(tasks)),
                 "path": dg.MetadataValue.path(str(final)),
             },
         )
@@ -307,11 +374,18 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
             device = torch_device.resolve(context.log)
             pretrained, _, _ = load_pretrained(pre["path"])
             lr = config.lr if config.lr > 0 else FINETUNE_LR[method]
-            cfg = TrainConfig(epochs=config.epochs, lr=lr, seed=config.seed, device=str(device))
             rows, histories = [], {}
             artifacts = store.store()
             with artifacts.new_version(f"{dataset}/finetune_{method.value}") as tmp:
-                for task in _tasks(dataset, seq, pre, config.seed):
+                for task in _tasks(dataset, seq, int(pre["max_len"])):
+                    cfg = TrainConfig(
+                        epochs=config.epochs,
+                        lr=lr,
+                        seed=config.seed,
+                        device=str(device),
+                        select_by=f"valid_{task.primary_metric}",
+                        patience=config.patience,
+                    )
                     run = run_method(
                         pretrained,
                         task,
@@ -380,9 +454,13 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
     ) -> dg.Output[dict]:
         runs = [fine_all, fine_last, fine_cls, peterrec_serial, peterrec_parallel, scratch]
         rows = [r for run in runs for r in read_json(run["results"])["rows"]]
-        for task in _tasks(dataset, seq, pre, seed=0):
+        tasks = _tasks(dataset, seq, int(pre["max_len"]))
+        for task in tasks:
             rows += baseline_rows(task)
-        table = comparison_table(rows).sort(["task"], maintain_order=True)
+        table = versus_best_baseline(
+            comparison_table(rows).sort(["task"], maintain_order=True),
+            {t.name: t.primary_metric for t in tasks},
+        )
         artifacts = store.store()
         with artifacts.new_version(f"{dataset}/finetune_comparison") as tmp:
             table.write_parquet(tmp / "comparison.parquet")
@@ -391,6 +469,9 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
             {"path": str(final)},
             metadata={
                 "comparison": markdown_table(_round(table.to_dicts())),
+                "verdict": dg.MetadataValue.md(
+                    "\n".join(f"- {v}" for v in baseline_verdicts(table))
+                ),
                 "path": dg.MetadataValue.path(str(final / "comparison.parquet")),
             },
         )

@@ -96,6 +96,8 @@ def run_method(
         "task": task.name,
         "method": method.value,
         **task.evaluate(model, "test"),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
         "trained_params": result.trained_params,
         "total_params": result.total_params,
         "train_s": result.elapsed_s,
@@ -113,12 +115,70 @@ def comparison_table(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
     for r in rows:
         trained, base = r.get("trained_params"), fine_all.get(r["task"])
         r["share_of_fine_all"] = trained / base if base and trained is not None else None
-    book = ("trained_params", "share_of_fine_all", "total_params", "train_s")
+    book = (
+        "best_epoch",
+        "epochs_run",
+        "trained_params",
+        "share_of_fine_all",
+        "total_params",
+        "train_s",
+    )
     metric_cols: list[str] = []
     for r in rows:
         metric_cols += [k for k in r if k not in {"task", "method", *book, *metric_cols}]
     cols = ["task", "method", *metric_cols, *book]
     return pl.DataFrame([{c: r.get(c) for c in cols} for r in rows], infer_schema_length=None)
+
+
+def versus_best_baseline(table: pl.DataFrame, primary: Mapping[str, str]) -> pl.DataFrame:
+    """Add ``primary_metric`` and ``vs_best_baseline``: each row's primary metric minus
+    that of the task's best baseline row (baselines are the rows with no trained
+    parameters), so a positive number means the row beats every simple baseline."""
+    out = []
+    for task, metric in primary.items():
+        part = table.filter(pl.col("task") == task)
+        base = part.filter(pl.col("trained_params").is_null()).get_column(metric)
+        best = base.max() if base.len() else None
+        out.append(
+            part.with_columns(
+                pl.lit(metric).alias("primary_metric"),
+                (pl.col(metric) - best).alias("vs_best_baseline")
+                if best is not None
+                else pl.lit(None, dtype=pl.Float64).alias("vs_best_baseline"),
+            )
+        )
+    rest = table.filter(~pl.col("task").is_in(list(primary)))
+    if rest.height:
+        out.append(rest)
+    return pl.concat(out, how="diagonal_relaxed")
+
+
+def baseline_verdicts(table: pl.DataFrame) -> list[str]:
+    """One plain sentence per task: the best row, and which trained rows beat the best
+    simple baseline on the primary metric (needs ``versus_best_baseline``'s columns)."""
+    lines = []
+    for task in table.get_column("task").unique(maintain_order=True).to_list():
+        part = table.filter(pl.col("task") == task)
+        metric = part.get_column("primary_metric")[0]
+        top = part.sort(metric, descending=True, nulls_last=True).row(0, named=True)
+        trained = part.filter(pl.col("trained_params").is_not_null())
+        bases = part.filter(pl.col("trained_params").is_null())
+        base = bases.sort(metric, descending=True).row(0, named=True) if bases.height else None
+        winners = trained.filter(pl.col("vs_best_baseline") > 0).get_column("method").to_list()
+        best_text = f"best {metric}: {top['method']} {top[metric]:.4f}"
+        if base is None:
+            lines.append(f"{task}: {best_text}; no baseline")
+        elif winners:
+            lines.append(
+                f"{task}: {best_text}; beat the best baseline ({base['method']} "
+                f"{base[metric]:.4f}): {', '.join(winners)}"
+            )
+        else:
+            lines.append(
+                f"{task}: {best_text}; no trained method beats the best baseline "
+                f"({base['method']} {base[metric]:.4f})"
+            )
+    return lines
 
 
 def baseline_rows(task: Task, seed: int = 0) -> list[dict[str, Any]]:

@@ -12,11 +12,20 @@ users are unseen while fine-tuning.
   items. Metrics per held-out (user, item) pair: HR@5, NDCG@5 and MRR against 99 sampled
   negatives the user did not consume (seeded); per user: recall@20 over all target items.
   Baseline: target-item popularity among train users.
+
+  Negatives rule: when a user has consumed so many target items that fewer than
+  ``n_negatives`` unseen ones remain, that user's pairs are ranked against *all* their
+  unseen target items (full ranking) instead of a sample; ``full_rank_share`` in the
+  metrics says for which share of pairs this rule ran (0 = every pair sampled).
+
+``TaskSpec`` holds every choice that builds the tasks (attributes, negatives, shares, split
+seed); ``build_tasks`` checks the data against it and fails with a message naming the
+setting to change, so ``preflight`` can run it before any training.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import polars as pl
@@ -31,7 +40,6 @@ from recflow.metrics import (
     macro_f1,
     mrr,
     ndcg_from_rank,
-    rank_of_positive,
     recall_at_k,
 )
 from recflow.seq.finetune import LabelledSequences, predict_scores
@@ -192,24 +200,26 @@ class ColdStartTask:
         """Metrics of a (users, n_classes) score matrix for ``split``."""
         rng = np.random.default_rng(self.seed)
         n = self.n_outputs
-        sampled, recalls = [], []
+        ranks, recalls = [], []
+        full = 0
         for u, rel in enumerate(self.relevant[split]):
             pool = np.setdiff1d(np.arange(n), rel)
-            if len(pool) < self.n_negatives:
-                raise ValueError(
-                    f"only {len(pool)} target items to sample {self.n_negatives} negatives from"
-                )
             for pos in rel:
-                neg = rng.choice(pool, self.n_negatives, replace=False)
-                sampled.append(np.concatenate([[scores[u, pos]], scores[u, neg]]))
+                if len(pool) < self.n_negatives:  # the documented rule: full ranking
+                    neg, full = pool, full + 1
+                else:
+                    neg = rng.choice(pool, self.n_negatives, replace=False)
+                # 0-based rank; ties count against the positive (as ``rank_of_positive``)
+                ranks.append(int((scores[u, neg] >= scores[u, pos]).sum()))
             top = np.argsort(-scores[u], kind="stable")[:20]
             recalls.append(recall_at_k(top, rel, 20))
-        rank = rank_of_positive(np.asarray(sampled))
+        rank = np.asarray(ranks)
         return {
             "hr@5": hit_rate_at_k(rank, 5),
             "ndcg@5": ndcg_from_rank(rank, 5),
             "mrr": mrr(rank),
             "recall@20": float(np.mean(recalls)),
+            "full_rank_share": full / max(len(ranks), 1),
         }
 
     def baselines(self, split: str = "test", seed: int = 0) -> dict[str, dict[str, float]]:
@@ -269,23 +279,139 @@ def cold_start_task(
     return ColdStartTask(name, target_items, tokens, relevant, train, n_negatives, seed)
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """Every choice that turns a dataset's sequences into downstream tasks.
+
+    ``attributes``: user column → age-style bins (None = the values are the classes).
+    Users are split once by ``split_seed`` and every method and baseline sees the same
+    split. A task whose train, valid or test part would hold fewer than
+    ``min_users_per_split`` users is an error, not a silently noisy number.
+    """
+
+    attributes: dict[str, list[float] | None] = field(default_factory=dict)
+    n_negatives: int = 99
+    valid_share: float = 0.1
+    test_share: float = 0.2
+    split_seed: int = 0
+    min_users_per_split: int = 5
+
+    def __post_init__(self) -> None:
+        if self.n_negatives < 1:
+            raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}")
+        if not (
+            self.valid_share > 0 and self.test_share > 0 and self.valid_share + self.test_share < 1
+        ):
+            raise ValueError(
+                f"valid_share {self.valid_share} and test_share {self.test_share} must be "
+                "positive and sum to less than 1"
+            )
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> TaskSpec:
+        return cls(**d)
+
+
+class TaskPreconditionError(ValueError):
+    """The data cannot feed a task as configured; the message names the setting to change."""
+
+
+def _check_split_sizes(task: str, labels: pl.DataFrame, spec: TaskSpec, hint: str) -> None:
+    counts = {p: labels.filter(pl.col("split") == p).height for p in SPLITS}
+    short = {p: n for p, n in counts.items() if n < spec.min_users_per_split}
+    if short:
+        raise TaskPreconditionError(
+            f"{task}: {counts} users per split; every split needs >= "
+            f"{spec.min_users_per_split} (min_users_per_split). Raise valid_share/test_share, "
+            f"{hint}, or lower min_users_per_split in the seq_sequences config."
+        )
+
+
 def build_tasks(
-    attributes: dict[str, list[float] | None],
+    spec: TaskSpec,
     sequences: pl.DataFrame,
     target_events: pl.DataFrame,
     users: pl.DataFrame,
     index: ItemIndex,
     max_len: int,
-    *,
-    seed: int = 0,
 ) -> list[AttributeTask | ColdStartTask]:
-    """Every downstream task of a dataset: cold start, then one task per attribute that
-    at least 10 users have (attributes nobody has, e.g. in ml-latest-small, are skipped)."""
-    tasks: list[AttributeTask | ColdStartTask] = [
-        cold_start_task(sequences, target_events, index, max_len, seed=seed)
-    ]
-    for name, bins in attributes.items():
-        if name not in users.columns or users.get_column(name).drop_nulls().len() < 10:
-            continue
-        tasks.append(attribute_task(sequences, users, name, index, max_len, bins=bins, seed=seed))
+    """Every downstream task of a dataset: cold start, then one task per configured
+    attribute. Raises ``TaskPreconditionError`` when the data cannot feed one."""
+    n_target_items = target_events.get_column("item_id").n_unique()
+    if n_target_items < 2:
+        raise TaskPreconditionError(
+            f"cold_start: the target domain has {n_target_items} item(s); it needs >= 2 "
+            "(choose target_genres / target_entity in the seq_sequences config that cover more items)"
+        )
+    cold = cold_start_task(
+        sequences,
+        target_events,
+        index,
+        max_len,
+        valid_share=spec.valid_share,
+        test_share=spec.test_share,
+        n_negatives=spec.n_negatives,
+        seed=spec.split_seed,
+    )
+    sizes = pl.DataFrame({"split": [p for p in SPLITS for _ in cold.relevant[p]]})
+    _check_split_sizes("cold_start", sizes, spec, "choose target_genres with more users")
+    tasks: list[AttributeTask | ColdStartTask] = [cold]
+    for name, bins in spec.attributes.items():
+        if name not in users.columns:
+            raise TaskPreconditionError(
+                f"attribute:{name}: the users table has no column {name!r} (it has "
+                f"{users.columns}); remove it from attributes in the seq_sequences config"
+            )
+        task = attribute_task(
+            sequences,
+            users,
+            name,
+            index,
+            max_len,
+            bins=bins,
+            valid_share=spec.valid_share,
+            test_share=spec.test_share,
+            seed=spec.split_seed,
+        )
+        sizes = pl.DataFrame({"split": [p for p in SPLITS for _ in task.splits[p].labels]})
+        _check_split_sizes(task.name, sizes, spec, f"or drop {name!r} from attributes")
+        if len(np.unique(task.train.labels)) < 2:
+            raise TaskPreconditionError(
+                f"{task.name}: the train users hold one class only; drop {name!r} from "
+                "attributes in the seq_sequences config"
+            )
+        tasks.append(task)
     return tasks
+
+
+def describe_tasks(tasks: list[AttributeTask | ColdStartTask]) -> list[dict]:
+    """One row per task for metadata: users per split, classes, the negatives rule."""
+    rows = []
+    for t in tasks:
+        if isinstance(t, ColdStartTask):
+            pairs = [(len(r), t.n_outputs - len(r)) for p in SPLITS[1:] for r in t.relevant[p]]
+            full = sum(n for n, unseen in pairs if unseen < t.n_negatives)
+            rows.append(
+                {
+                    "task": t.name,
+                    **{f"{p} users": len(t.relevant[p]) for p in SPLITS},
+                    "classes": t.n_outputs,
+                    "negatives rule": (
+                        f"{t.n_negatives} sampled; full ranking for {full} of "
+                        f"{sum(n for n, _ in pairs)} held-out pairs"
+                    ),
+                }
+            )
+        else:
+            rows.append(
+                {
+                    "task": t.name,
+                    **{f"{p} users": len(t.splits[p]) for p in SPLITS},
+                    "classes": t.n_outputs,
+                    "negatives rule": "",
+                }
+            )
+    return rows
