@@ -22,6 +22,10 @@ Every row is one exposure of an item to a user, clicked or not. How it is mapped
 - users: ``gender`` (the code as text) and ``age`` (the code); where a user's rows
   disagree, the most frequent non-null value wins, ties going to the smallest.
 
+Values are integers; ``\\N`` (how the export writes a missing value, e.g. a video's
+``video_category``) and empty fields are null, and an integral float such as ``1.0`` (how
+QK-article writes ``click`` and its action flags) is read as that integer.
+
 Only ``user_id``, ``item_id`` and ``click`` are required. Any other of the columns above
 that a file lacks (article files may have no ``video_category`` or ``watching_times``) is
 null for that file's rows; columns not listed above are ignored.
@@ -63,7 +67,16 @@ REQUIRED = ("user_id", "item_id", "click")
 EXTRA_EVENT_COLUMNS = ("follow", "like", "share", "watching_times")
 ITEM_ID_STRIDE = 10**9
 EVENT = "impression"
+NULL = "\\N"
+"""How the Tenrec export writes a missing value (read as null)."""
 _ROW = "_row"
+
+
+def _integer(column: str, strict: bool = True) -> pl.Expr:
+    """A text column as Int64; an integral float ("1.0", as QK-article writes its flags)
+    is that integer. Anything else fails the cast (``strict``) or becomes null."""
+    text = pl.col(column).str.strip_chars().str.strip_suffix(".0")
+    return text.cast(pl.Int64(), strict=strict)
 
 
 def entity_of(path: Path) -> str:
@@ -115,10 +128,10 @@ def _diagnose(path: Path, n_fields: int, present: Sequence[str]) -> DataValidati
             f"lines with more fields than the {n_fields} in the header, e.g. {example[:80]!r}",
             n_wrong,
         )
-    text = pl.scan_csv(path, infer_schema=False).select(present)
+    text = pl.scan_csv(path, infer_schema=False, null_values=[NULL]).select(present)
     for column in present:
         value = pl.col(column).str.strip_chars()
-        bad = (value != "") & value.cast(pl.Int64(), strict=False).is_null()
+        bad = (value != "") & _integer(column, strict=False).is_null()
         n_bad = int(text.select(bad.sum()).collect().item())
         if n_bad:
             examples = text.filter(bad).select(column).head(3).collect().to_series().to_list()
@@ -132,8 +145,8 @@ def _scan(path: Path, present: Sequence[str]) -> pl.LazyFrame:
     """Every column of ``COLUMNS`` as Int64 (null where the file lacks it), in file order,
     with the row's number in the file."""
     return (
-        pl.scan_csv(path, infer_schema=False, schema_overrides={c: pl.Int64() for c in present})
-        .select(present)
+        pl.scan_csv(path, infer_schema=False, null_values=[NULL])
+        .select(_integer(c) for c in present)
         .with_row_index(_ROW)
         .with_columns(pl.lit(None, dtype=pl.Int64()).alias(c) for c in COLUMNS if c not in present)
     )
