@@ -3,7 +3,8 @@
 Every file dataset in ``recflow.data.registry`` gets an observed raw source and a
 canonical asset, every daily feed in ``assets.daily.DAILY_FEEDS`` its day files, days
 and dataset; the datasets named in ``RECFLOW_DATASETS`` (default: the bundled MovieLens
-sample, the synthetic world and the daily feeds) also get every method's assets.
+sample, the synthetic world and the daily feeds) also get every method's assets, and
+those with an evaluation a ``<dataset>/report`` of them (``assets/report.py``).
 Automation conditions and training retries are then applied to the whole list in one
 place (``jobs/automation.py``, ``jobs/retries.py``).
 """
@@ -18,6 +19,7 @@ from assets.datasets import build_file_dataset_asset, synthetic_dataset
 from assets.io_manager import JsonHandleIOManager
 from assets.mkt import build_mkt_assets
 from assets.raw import build_raw_source
+from assets.report import build_report_assets
 from assets.resources import DataSourcesResource, StoreResource, TorchDeviceResource
 from assets.seq import build_seq_assets
 from assets.zsl import build_zsl_assets
@@ -58,7 +60,8 @@ SEQUENCE_DATASETS = {"ml_small", "ml100k", "ml1m", "synthetic", "tenrec"}
 
 
 def method_assets(name: str) -> list:
-    """Every method asset (and check) built on dataset ``name``."""
+    """Every method asset (and check) built on dataset ``name``, and the report of its
+    evaluations (none for a dataset with only the matrix)."""
     out = list(build_cooc_assets(name))
     if name in TEXT_DATASETS:
         out += build_zsl_assets(name, synthetic=name == "synthetic")
@@ -66,7 +69,7 @@ def method_assets(name: str) -> list:
         out += build_seq_assets(name)
     if name in TWO_ENTITY_DATASETS:
         out += build_mkt_assets(name)
-    return out
+    return out + build_report_assets(name, out)
 
 
 def build_definitions() -> dg.Definitions:
