@@ -28,6 +28,7 @@ from jobs.executor import default_executor
 from jobs.jobs import (
     DEFAULT_DATASETS,
     daily_refresh_job,
+    dataset_job,
     default_job,
     observe_sources_job,
     synthetic_job,
@@ -84,7 +85,13 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
-        jobs=[default_job, synthetic_job, daily_refresh_job, observe_sources_job],
+        jobs=[
+            default_job,
+            synthetic_job,
+            *[dataset_job(n) for n in method_datasets() if n in FILE_DATASETS and n != "ml_small"],
+            daily_refresh_job,
+            observe_sources_job,
+        ],
         schedules=[build_daily_refresh_schedule()],
         sensors=[automation_sensor, observe_sources_on_change, log_run_failures],
         resources={

@@ -19,6 +19,16 @@ def _dataset_job(name: str, dataset: str, description: str):
     return dg.define_asset_job(name=name, selection=selection, description=description)
 
 
+def dataset_job(dataset: str):
+    """``materialize_<dataset>``: one dataset's whole chain (for datasets added through
+    ``RECFLOW_DATASETS``, e.g. ``materialize_ml100k``)."""
+    return _dataset_job(
+        f"materialize_{dataset}",
+        dataset,
+        f"Materialize every method sub-graph of {dataset} and its report.",
+    )
+
+
 default_job = _dataset_job(
     "materialize_default",
     "ml_small",
