@@ -4,3 +4,5 @@ One file per asset group; resources, the IO manager and metadata rendering each 
 their own file. Method files expose ``build_<method>_assets(dataset)`` factories that
 ``jobs/definitions.py`` calls for every dataset the pipeline runs on.
 """
+
+import recflow  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
