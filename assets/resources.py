@@ -28,11 +28,18 @@ class StoreResource(dg.ConfigurableResource):
 
 
 class TorchDeviceResource(dg.ConfigurableResource):
-    """Which torch device training uses: ``auto`` = CUDA when present, else CPU."""
+    """Which torch device training uses: ``auto`` = CUDA when present, else CPU.
+    ``cpu_threads`` caps torch's CPU threads (0 = one per core, torch's default): on a
+    machine shared with other CPU-bound work, set it to the cores you can count on."""
 
     device: str = os.environ.get("RECFLOW_DEVICE", "auto")
+    cpu_threads: int = int(os.environ.get("RECFLOW_CPU_THREADS", "0"))
 
     def resolve(self, log: dg.DagsterLogManager | None = None) -> torch.device:
+        if self.cpu_threads < 0:
+            raise dg.Failure(f"cpu_threads must be >= 0 (0 = every core), got {self.cpu_threads}")
+        if self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
         device = resolve_device(self.device)
         if log is not None:
             log.info(f"torch device: {describe_device(device)} (asked for {self.device!r})")
