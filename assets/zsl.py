@@ -132,8 +132,9 @@ def _dataset_and_inputs(
     return ds, inputs
 
 
-def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
-    """The zsl group of ``dataset`` (assets and checks); ``synthetic`` adds the synonym test."""
+def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True) -> list:
+    """The zsl group of ``dataset`` (assets and checks); ``synthetic`` adds the synonym test;
+    ``queries`` (the dataset has a queries table) adds the query evaluation."""
     vocab_key = zsl_key(dataset, "zsl_vocabulary")
     vocab_config = ZslSyntheticVocabularyConfig if synthetic else ZslVocabularyConfig
     model_config = ZslSyntheticModelConfig if synthetic else ZslModelConfig
@@ -376,7 +377,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False) -> list:
             },
         )
 
-    assets: list = [vocabulary, reconstruction, queries_eval]
+    assets: list = [vocabulary, reconstruction] + ([queries_eval] if queries else [])
     for m in METHODS:
         assets += make_model(m)
 

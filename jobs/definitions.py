@@ -56,6 +56,7 @@ def method_datasets() -> list[str]:
 # queries, PeterRec behaviour sequences, MKT two entity types with clicks; the daily
 # feed refreshes the matrix only.
 TEXT_DATASETS = {"ml_small", "ml100k", "ml1m", "synthetic"}
+QUERY_DATASETS = {"ml_small", "synthetic"}  # a queries table: tags, planted synonyms
 TWO_ENTITY_DATASETS = {"synthetic", "tenrec"}
 SEQUENCE_DATASETS = {"ml_small", "ml100k", "ml1m", "synthetic", "tenrec"}
 
@@ -65,7 +66,9 @@ def method_assets(name: str) -> list:
     evaluations (none for a dataset with only the matrix)."""
     out = list(build_cooc_assets(name))
     if name in TEXT_DATASETS:
-        out += build_zsl_assets(name, synthetic=name == "synthetic")
+        out += build_zsl_assets(
+            name, synthetic=name == "synthetic", queries=name in QUERY_DATASETS
+        )
     if name in SEQUENCE_DATASETS:
         out += build_seq_assets(name)
     if name in TWO_ENTITY_DATASETS:
