@@ -7,8 +7,8 @@ asset graph in ``assets/`` and ``jobs/`` is a thin layer over it.
 Importing recflow sets ``OMP_WAIT_POLICY=PASSIVE`` unless you set it yourself: torch's
 OpenMP threads otherwise spin while they wait, and on a machine shared with another
 CPU-bound process the spinning threads steal the core that the others need (measured
-on 2 cores with one busy neighbour: a NextItNet training step 3.3x slower than idle
-with the default policy, 1.8x with passive waiting; see bench/bench_default_job.py).
+on 2 cores beside one busy core, bench/bench_default_job.py: the default job took 2.31x
+its idle time with spinning threads, 1.59x with passive waiting).
 The variable is read when torch loads its OpenMP runtime, so recflow must be imported
 before torch; ``assets`` and ``jobs`` import it first.
 """
