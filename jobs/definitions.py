@@ -66,9 +66,7 @@ def method_assets(name: str) -> list:
     evaluations (none for a dataset with only the matrix)."""
     out = list(build_cooc_assets(name))
     if name in TEXT_DATASETS:
-        out += build_zsl_assets(
-            name, synthetic=name == "synthetic", queries=name in QUERY_DATASETS
-        )
+        out += build_zsl_assets(name, synthetic=name == "synthetic", queries=name in QUERY_DATASETS)
     if name in SEQUENCE_DATASETS:
         out += build_seq_assets(name)
     if name in TWO_ENTITY_DATASETS:
