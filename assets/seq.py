@@ -145,8 +145,9 @@ class NextItNetPretrainConfig(dg.Config):
 
 class FinetuneConfig(dg.Config):
     """Fine-tuning settings shared by every method (``lr`` ≤ 0 = the method's default in
-    ``FINETUNE_LR``). Each task keeps its best epoch by the validation users' primary
-    metric (cold start NDCG@5, attributes accuracy), stopping after ``patience`` epochs
+    ``FINETUNE_LR``). Each task keeps its best epoch by a validation number (cold start
+    NDCG@5; attributes log loss, as their ``FinetuneSettings`` ask, with a mean readout,
+    item dropout and ≥ 16 optimiser steps per epoch), stopping after ``patience`` epochs
     without gain; ``seed`` seeds the training, not the user split (that is
     ``seq_sequences``' ``split_seed``, shared by every method and baseline)."""
 
@@ -401,6 +402,8 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
                         {
                             "method": method.value,
                             "n_outputs": task.n_outputs,
+                            "readout": run.model.readout.value,
+                            "reduction": config.reduction,
                             "pretrained": pre["path"],
                         },
                         folder / "config.json",

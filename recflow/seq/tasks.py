@@ -5,8 +5,9 @@ CLS) and split users, never events, into train/valid/test (``split_by_user``), s
 users are unseen while fine-tuning.
 
 - ``AttributeTask``: predict a user attribute (gender, age group, occupation) from the
-  sequence. Metrics: accuracy and macro-F1; baselines: the majority class and a logistic
-  regression on the bag of items of the same window (scikit-learn).
+  sequence. Metrics: accuracy, macro-F1 and log loss (methods only); baselines: the
+  majority class and a logistic regression on the bag of items of the same window
+  (scikit-learn).
 - ``ColdStartTask``: recommend target-domain items to users known only by their source
   behaviour. Each (train user, target item) pair is one example of a softmax over target
   items. Metrics per held-out (user, item) pair: HR@5, NDCG@5 and MRR against 99 sampled
@@ -42,7 +43,7 @@ from recflow.metrics import (
     ndcg_from_rank,
     recall_at_k,
 )
-from recflow.seq.finetune import LabelledSequences, predict_scores
+from recflow.seq.finetune import FinetuneSettings, LabelledSequences, Readout, predict_scores
 from recflow.seq.sequences import (
     FIRST_ITEM_TOKEN,
     ItemIndex,
@@ -71,15 +72,55 @@ def bag_of_items(tokens: np.ndarray, n_tokens: int) -> sparse.csr_matrix:
     return m
 
 
+ATTRIBUTE_FINETUNE = FinetuneSettings(
+    readout=Readout.MEAN,
+    item_dropout=0.5,
+    min_steps_per_epoch=16,
+    select_by="log_loss",
+    select_mode="min",
+)
+"""How attribute tasks are fine-tuned (``AttributeTask``'s docstring says why)."""
+
+
+def mean_log_loss(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Mean −log softmax(scores)_y over rows: the cross-entropy fine-tuning minimises."""
+    if len(labels) == 0:
+        return float("nan")
+    z = scores.astype(np.float64) - scores.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(labels)), labels].mean())
+
+
 @dataclass(frozen=True)
 class AttributeTask:
-    """User-attribute prediction: one LabelledSequences per split and the class names."""
+    """User-attribute prediction: one LabelledSequences per split and the class names.
+
+    ``finetune_settings`` (default ``ATTRIBUTE_FINETUNE``) is how every method is
+    fine-tuned on it. Measured on the ML-100K-format generator (943 users: 660 train, 94
+    valid, 189 test; gender 70/30), fine_all and scratch, test accuracy over split seeds
+    0-9 (logistic regression 0.718, majority 0.714):
+
+    - mean readout: a linear probe on the pretrained CLS state has test AUC 0.47-0.54 for
+      gender, and a CLS head fine-tuned with the whole network memorises the train users
+      within ~12 Adam steps (train AUC >= 0.99) while test AUC stays 0.46-0.52; the mean
+      over non-PAD positions reads every item of the window, as the bag-of-items model does.
+    - ``min_steps_per_epoch`` 16: 660 users at batch 128 are 6 steps a pass, so 5 epochs
+      were 30 Adam steps (mean readout, 3 seeds: test AUC 0.57 -> 0.66 fine_all,
+      0.56 -> 0.73 scratch).
+    - ``item_dropout`` 0.5 and selection by validation log loss (accuracy on ~94 users moves
+      in steps of ~1 %): 0.708 / 0.709 -> 0.723 / 0.731.
+
+    The frozen-backbone methods (fine_cls, PeterRec) stay near the majority class: the
+    mean of the frozen pretrained item embeddings has probe AUC 0.62-0.67 against 0.69-0.78
+    for the bag of items, so no head or patch can read more out of them.
+    """
 
     name: str
     classes: list[str]
     splits: dict[str, LabelledSequences]
     n_tokens: int
     primary_metric: str = "accuracy"
+    finetune_settings: FinetuneSettings = ATTRIBUTE_FINETUNE
 
     @property
     def n_outputs(self) -> int:
@@ -90,28 +131,47 @@ class AttributeTask:
         return self.splits["train"]
 
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        """Accuracy and macro-F1 of the argmax class, and the mean log loss."""
         data = self.splits[split]
-        predicted = predict_scores(model, data.tokens).argmax(axis=1)
+        scores = predict_scores(model, data.tokens)
+        predicted = scores.argmax(axis=1)
         return {
             "accuracy": accuracy(data.labels, predicted),
             "macro_f1": macro_f1(data.labels, predicted),
+            "log_loss": mean_log_loss(data.labels, scores),
         }
 
     def baselines(self, split: str = "test", seed: int = 0) -> dict[str, dict[str, float]]:
-        """Majority class and logistic regression on the bag of items (trained on train)."""
+        """Majority class and logistic regression on the bag of items (trained on train).
+
+        Their log loss is comparable with the methods': the majority row predicts the
+        train class frequencies (add-one smoothed), the logistic regression its
+        probabilities (a class it never saw gets the same floor, and the row is renormalised)."""
         train, test = self.train, self.splits[split]
-        majority = np.bincount(train.labels, minlength=self.n_outputs).argmax()
-        out = {"majority": self._scores(test.labels, np.full(len(test), majority))}
+        counts = np.bincount(train.labels, minlength=self.n_outputs).astype(np.float64)
+        prior = np.log((counts + 1.0) / (counts.sum() + self.n_outputs))
+        out = {
+            "majority": self._scores(
+                test.labels, np.full(len(test), counts.argmax()), np.tile(prior, (len(test), 1))
+            )
+        }
         clf = LogisticRegression(max_iter=2000, random_state=seed)
         clf.fit(bag_of_items(train.tokens, self.n_tokens), train.labels)
-        out["logreg_bag_of_items"] = self._scores(
-            test.labels, clf.predict(bag_of_items(test.tokens, self.n_tokens))
-        )
+        bag = bag_of_items(test.tokens, self.n_tokens)
+        proba = np.full((len(test), self.n_outputs), 1.0 / (counts.sum() + self.n_outputs))
+        proba[:, clf.classes_] = clf.predict_proba(bag)
+        out["logreg_bag_of_items"] = self._scores(test.labels, clf.predict(bag), np.log(proba))
         return out
 
     @staticmethod
-    def _scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-        return {"accuracy": accuracy(labels, predicted), "macro_f1": macro_f1(labels, predicted)}
+    def _scores(
+        labels: np.ndarray, predicted: np.ndarray, log_proba: np.ndarray
+    ) -> dict[str, float]:
+        return {
+            "accuracy": accuracy(labels, predicted),
+            "macro_f1": macro_f1(labels, predicted),
+            "log_loss": mean_log_loss(labels, log_proba),
+        }
 
 
 def attribute_labels(

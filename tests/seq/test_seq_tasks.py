@@ -38,8 +38,28 @@ def test_attribute_baselines_on_a_hand_made_task() -> None:
     test = LabelledSequences(np.array([[2, CLS], [3, CLS]]), np.array([0, 1]))
     task = AttributeTask("t", ["a", "b"], {"train": train, "valid": test, "test": test}, n_tokens=4)
     base = task.baselines()
-    assert base["majority"] == {"accuracy": 0.5, "macro_f1": pytest.approx((0 + 2 / 3) / 2)}
-    assert base["logreg_bag_of_items"] == {"accuracy": 1.0, "macro_f1": 1.0}
+    # the majority row predicts add-one smoothed train frequencies: (4+1)/12 and (6+1)/12
+    assert base["majority"] == {
+        "accuracy": 0.5,
+        "macro_f1": pytest.approx((0 + 2 / 3) / 2),
+        "log_loss": pytest.approx(-(np.log(5 / 12) + np.log(7 / 12)) / 2),
+    }
+    logreg = base["logreg_bag_of_items"]
+    assert (logreg["accuracy"], logreg["macro_f1"]) == (1.0, 1.0)
+    assert 0 < logreg["log_loss"] < base["majority"]["log_loss"]
+
+
+def test_logreg_log_loss_covers_classes_missing_from_train() -> None:
+    # class 2 never occurs in train: logreg gives it the floor 1/9 = 1 / (n_train + classes),
+    # then the row is renormalised (softmax of the logs): (1/9) / (1 + 1/9) = 1/10
+    train = LabelledSequences(
+        np.array([[2, CLS]] * 3 + [[3, CLS]] * 3), np.array([0] * 3 + [1] * 3)
+    )
+    test = LabelledSequences(np.array([[2, CLS]]), np.array([2]))
+    splits = {"train": train, "valid": test, "test": test}
+    base = AttributeTask("t", ["a", "b", "c"], splits, n_tokens=4).baselines()
+    assert base["logreg_bag_of_items"]["log_loss"] == pytest.approx(-np.log(1 / 10))
+    assert base["majority"]["log_loss"] == pytest.approx(-np.log(1 / 9))
 
 
 def _task(n_outputs: int, relevant: list[list[int]]) -> ColdStartTask:
