@@ -9,7 +9,7 @@ PeterRec's Table 3 is the reference: PeterRec within ~0.002 of FineAll while tra
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from torch import nn
 
 from recflow.progress import ProgressFn
 from recflow.seq.finetune import (
+    FinetuneSettings,
     LabelledSequences,
     Method,
     SequenceClassifier,
@@ -26,16 +27,6 @@ from recflow.seq.finetune import (
 )
 from recflow.seq.nextitnet import NextItNet
 from recflow.train import TrainConfig
-
-ALL_METHODS = tuple(Method)
-
-
-@dataclass
-class Comparison:
-    """The table (one row per method or baseline) and each method's per-epoch history."""
-
-    table: pl.DataFrame
-    histories: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
 
 class Task(Protocol):
@@ -74,10 +65,29 @@ def run_method(
     on_progress: ProgressFn | None = None,
 ) -> MethodRun:
     """Prepare ``method`` on a copy of ``pretrained``, fine-tune it on ``task.train`` with
-    the shared loop (validation metrics each epoch), and score it on the test split."""
+    the shared loop (validation metrics each epoch), and score it on the test split.
+
+    A task with a ``finetune_settings`` attribute (``FinetuneSettings``, e.g. ``AttributeTask``)
+    chooses the readout, item dropout and minimum steps per epoch, and, when
+    ``train_config`` selects epochs at all, the validation number that selects them;
+    other tasks (cold start) run PeterRec's defaults with ``train_config`` as given."""
     method = Method(method)
+    settings = getattr(task, "finetune_settings", None)
+    if not isinstance(settings, FinetuneSettings):
+        settings = FinetuneSettings()
+    if train_config.select_by is not None and settings.select_by is not None:
+        train_config = replace(
+            train_config,
+            select_by=f"valid_{settings.select_by}",
+            select_mode=settings.select_mode,
+        )
     model = prepare_finetune(
-        pretrained, method, task.n_outputs, seed=train_config.seed, reduction=reduction
+        pretrained,
+        method,
+        task.n_outputs,
+        seed=train_config.seed,
+        reduction=reduction,
+        readout=settings.readout,
     )
 
     def on_valid(m: nn.Module) -> dict[str, float]:
@@ -88,6 +98,8 @@ def run_method(
         task.train,
         train_config,
         batch_size=batch_size,
+        min_steps_per_epoch=settings.min_steps_per_epoch,
+        item_dropout=settings.item_dropout,
         evaluate=on_valid,
         checkpoint_dir=checkpoint_dir,
         on_progress=on_progress,
@@ -187,40 +199,3 @@ def baseline_rows(task: Task, seed: int = 0) -> list[dict[str, Any]]:
         {"task": task.name, "method": name, **scores}
         for name, scores in task.baselines("test", seed).items()
     ]
-
-
-def compare_methods(
-    pretrained: NextItNet,
-    task: Task,
-    train_config: TrainConfig,
-    *,
-    methods: Sequence[Method | str] = ALL_METHODS,
-    lr_by_method: Mapping[str, float] | None = None,
-    batch_size: int = 128,
-    reduction: int = 4,
-    on_progress: ProgressFn | None = None,
-) -> Comparison:
-    """Fine-tune every method on ``task`` and tabulate them with the baselines.
-
-    ``lr_by_method`` overrides ``train_config.lr`` per method name (frozen-backbone
-    methods often want a larger step).
-    """
-    rows: list[dict[str, Any]] = []
-    histories: dict[str, list[dict[str, float]]] = {}
-    for method in map(Method, methods):
-        cfg = train_config
-        if lr_by_method and method.value in lr_by_method:
-            cfg = replace(cfg, lr=lr_by_method[method.value])
-        run = run_method(
-            pretrained,
-            task,
-            method,
-            cfg,
-            batch_size=batch_size,
-            reduction=reduction,
-            on_progress=on_progress,
-        )
-        rows.append(run.row)
-        histories[method.value] = run.history
-    rows += baseline_rows(task, train_config.seed)
-    return Comparison(comparison_table(rows), histories)
