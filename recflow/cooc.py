@@ -28,6 +28,11 @@ the same aggregate, through a second grouping set, counts the per-step statistic
 is a window over the aggregate restricted to the rows with more than K neighbours, ids are
 mapped to dense indices only on the kept pairs, and Parquet is written with COPY.
 Everything runs under DuckDB's ``memory_limit`` and spills to ``temp_dir`` beyond it.
+
+No SQL text is built from a value: file paths and numbers (K, window sizes) reach DuckDB as
+prepared parameters (``$top_k``), and the input files as a relation made by DuckDB's own
+``read_parquet``, so a path or setting cannot change what a statement does. The only text
+spliced into SQL is this module's own fragments (column lists, the step flags).
 """
 
 from __future__ import annotations
@@ -150,7 +155,7 @@ def build_cooc(
     seconds: dict[str, float] = {}
 
     with _duckdb(config, temp_dir) as con:
-        con.execute(f"CREATE TEMP VIEW events AS {_events_sql(files, has_label, config)}")
+        _create_events_view(con, files, has_label, config)
         lap = time.perf_counter()
         if config.mode == "consecutive":
             _count_consecutive_pairs(con)
@@ -193,27 +198,33 @@ def build_cooc(
 def read_cooc(out_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Load a written matrix and its item index: ``(matrix, item_index)``."""
     out_dir = Path(out_dir)
-    return pl.read_parquet(out_dir / MATRIX_FILE), pl.read_parquet(out_dir / ITEM_INDEX_FILE)
+    return pl.read_parquet(out_dir / MATRIX_FILE, glob=False), pl.read_parquet(
+        out_dir / ITEM_INDEX_FILE, glob=False
+    )
 
 
 def resolve_interaction_files(interactions: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Expand a file, a directory (its *.parquet), a glob pattern or a list into files."""
+    """Expand a file, a directory (its *.parquet), a glob pattern or a list into files.
+
+    A path that exists is taken as it is, so a folder named with ``[``, ``*`` or ``?`` (a
+    store root the user chose) is not mistaken for a pattern.
+    """
     items = [interactions] if isinstance(interactions, str | Path) else list(interactions)
     files: list[Path] = []
     for item in items:
         text = str(item)
-        if any(ch in text for ch in "*?["):
-            matched = sorted(Path(p) for p in glob.glob(text))
-            if not matched:
-                raise FileNotFoundError(f"no interaction files match {text!r}")
-            files.extend(matched)
-        elif Path(item).is_dir():
+        if Path(item).is_dir():
             matched = sorted(Path(item).glob("*.parquet"))
             if not matched:
                 raise FileNotFoundError(f"no *.parquet interaction files in {text}")
             files.extend(matched)
         elif Path(item).is_file():
             files.append(Path(item))
+        elif any(ch in text for ch in "*?["):
+            matched = sorted(Path(p) for p in glob.glob(text))
+            if not matched:
+                raise FileNotFoundError(f"no interaction files match {text!r}")
+            files.extend(matched)
         else:
             raise FileNotFoundError(f"interaction file not found: {text}")
     if not files:
@@ -278,7 +289,7 @@ def _null_counts(f: Path, meta: pq.FileMetaData, columns: Sequence[str]) -> dict
 def _scan_null_counts(f: Path, columns: Sequence[str]) -> dict[str, int]:
     selects = ", ".join(f"count(*) FILTER (WHERE {c} IS NULL)" for c in columns)
     with duckdb.connect() as con:
-        row = con.execute(f"SELECT {selects} FROM read_parquet({_sql_str(f)})").fetchone()
+        row = con.execute(f"SELECT {selects} FROM read_parquet($file)", {"file": str(f)}).fetchone()
     assert row is not None
     return dict(zip(columns, (int(v) for v in row), strict=True))
 
@@ -305,24 +316,27 @@ def _duckdb(config: CoocConfig, temp_dir: Path | None) -> Iterator[duckdb.DuckDB
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def _sql_str(value: str | Path) -> str:
-    """A SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _describe(files: list[Path]) -> str:
     if len(files) <= 3:
         return ", ".join(str(f) for f in files)
     return f"{files[0]} and {len(files) - 1} more files"
 
 
-def _events_sql(files: list[Path], has_label: bool, config: CoocConfig) -> str:
-    """The filtered events: user_id, item_id, timestamp."""
-    paths = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+def _create_events_view(
+    con: duckdb.DuckDBPyConnection, files: list[Path], has_label: bool, config: CoocConfig
+) -> None:
+    """The view ``events``: the filtered user_id, item_id, timestamp of ``files``.
+
+    A view cannot take prepared parameters, so the files enter as a relation (DuckDB's
+    ``read_parquet`` called from Python, lazy like the SQL table function) named
+    ``source_events``, and the view is plain SQL over it.
+    """
+    source = con.read_parquet([str(f) for f in files], union_by_name=True)
+    source.create_view("source_events")
     where = "WHERE label IS NULL OR label > 0" if has_label and config.positive_only else ""
-    return (
-        "SELECT user_id::BIGINT AS user_id, item_id::BIGINT AS item_id, "
-        f"timestamp::BIGINT AS timestamp FROM read_parquet({paths}, union_by_name = true) {where}"
+    con.execute(
+        "CREATE TEMP VIEW events AS SELECT user_id::BIGINT AS user_id, "
+        f"item_id::BIGINT AS item_id, timestamp::BIGINT AS timestamp FROM source_events {where}"
     )
 
 
@@ -379,15 +393,18 @@ def _count_window_pairs(con: duckdb.DuckDBPyConnection, config: CoocConfig) -> N
     # counts the events with timestamp in [t, t + T], so this is the last such position.
     window_end = (
         ", rank() OVER wt + count(*) OVER "
-        f"(wt RANGE BETWEEN CURRENT ROW AND {int(seconds)} FOLLOWING) - 1 AS window_end"
+        "(wt RANGE BETWEEN CURRENT ROW AND $seconds FOLLOWING) - 1 AS window_end"
         if positions is None and seconds is not None
         else ""
     )
-    con.execute(f"""
+    con.execute(
+        f"""
         CREATE TEMP TABLE steps AS
         SELECT {_STEPS_SELECT}, row_number() OVER w AS pos {window_end}
         FROM events {_STEPS_WINDOW}, wt AS (PARTITION BY user_id ORDER BY timestamp)
-    """)
+        """,
+        {"seconds": seconds} if window_end else {},
+    )
     con.execute(_step_counts_sql("SELECT p, q, dt FROM steps", "p"))
     con.execute("""
         CREATE TEMP VIEW item_events AS
@@ -395,16 +412,20 @@ def _count_window_pairs(con: duckdb.DuckDBPyConnection, config: CoocConfig) -> N
     """)
 
     # every pair (i before j) within the window as (p, q, dt = seconds from i to j)
+    params: dict[str, int] = {}
     if positions is not None:
-        within_seconds = f"WHERE dt <= {int(seconds)}" if seconds is not None else ""
+        within_seconds = "WHERE dt <= $seconds" if seconds is not None else ""
         pairs = f"""
             SELECT p, x.q AS q, x.t - timestamp AS dt FROM (
                 SELECT p, timestamp, unnest(list(struct_pack(q := p, t := timestamp)) OVER (
                     PARTITION BY user_id ORDER BY pos
-                    ROWS BETWEEN 1 FOLLOWING AND {int(positions)} FOLLOWING)) AS x
+                    ROWS BETWEEN 1 FOLLOWING AND $positions FOLLOWING)) AS x
                 FROM steps)
             {within_seconds}
         """
+        params["positions"] = positions
+        if seconds is not None:
+            params["seconds"] = seconds
     else:
         pairs = """
             SELECT a.p, b.p AS q, b.timestamp - a.timestamp AS dt
@@ -414,7 +435,8 @@ def _count_window_pairs(con: duckdb.DuckDBPyConnection, config: CoocConfig) -> N
         """
     reverse = "TRUE" if config.symmetric else "dt = 0" if config.ties_unordered else "FALSE"
     # Each pair adds p→q, and q→p too where ``reverse`` holds (both lists unnest in step).
-    con.execute(f"""
+    con.execute(
+        f"""
         CREATE TEMP TABLE pair_counts AS
         SELECT p, q, count(*) AS c FROM (
             SELECT unnest(CASE WHEN {reverse} THEN [p, q] ELSE [p] END) AS p,
@@ -422,7 +444,9 @@ def _count_window_pairs(con: duckdb.DuckDBPyConnection, config: CoocConfig) -> N
             FROM ({pairs}) WHERE p <> q
         )
         GROUP BY p, q
-    """)
+        """,
+        params,
+    )
 
 
 def _step_stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -452,18 +476,23 @@ def _keep_top_k(con: duckdb.DuckDBPyConnection, top_k: int) -> None:
 
     Only rows with more than K neighbours are ranked; the others are kept whole.
     """
-    k = int(top_k)
+    k = {"k": top_k}
     con.execute(
-        "CREATE TEMP TABLE row_nnz AS SELECT p, count(*) AS nnz FROM pair_counts GROUP BY p"
+        "CREATE TEMP TABLE row_nnz AS "
+        "SELECT p, count(*) AS nnz, count(*) > $k AS ranked FROM pair_counts GROUP BY p",
+        k,
     )
-    con.execute(f"""
+    con.execute(
+        """
         CREATE TEMP TABLE ranked_rows AS
-        SELECT p, q, c FROM pair_counts WHERE p IN (SELECT p FROM row_nnz WHERE nnz > {k})
-        QUALIFY row_number() OVER (PARTITION BY p ORDER BY c DESC, q) <= {k}
-    """)
-    con.execute(f"""
+        SELECT p, q, c FROM pair_counts WHERE p IN (SELECT p FROM row_nnz WHERE ranked)
+        QUALIFY row_number() OVER (PARTITION BY p ORDER BY c DESC, q) <= $k
+        """,
+        k,
+    )
+    con.execute("""
         CREATE TEMP VIEW kept AS
-        SELECT p, q, c FROM pair_counts WHERE p IN (SELECT p FROM row_nnz WHERE nnz <= {k})
+        SELECT p, q, c FROM pair_counts WHERE p IN (SELECT p FROM row_nnz WHERE NOT ranked)
         UNION ALL
         SELECT p, q, c FROM ranked_rows
     """)
@@ -473,12 +502,15 @@ def _keep_top_k(con: duckdb.DuckDBPyConnection, top_k: int) -> None:
         FROM item_events
     """)
     # r_p = nnz(row p)^(-1/2) / mean over non-empty rows of the same; nnz of the kept row
-    con.execute(f"""
+    con.execute(
+        """
         CREATE TEMP TABLE row_weights AS
-        SELECT i.item_id, i.index, least(n.nnz, {k}) AS nnz,
-               pow(least(n.nnz, {k}), -0.5) / avg(pow(least(n.nnz, {k}), -0.5)) OVER () AS weight
+        SELECT i.item_id, i.index, least(n.nnz, $k) AS nnz,
+               pow(least(n.nnz, $k), -0.5) / avg(pow(least(n.nnz, $k), -0.5)) OVER () AS weight
         FROM row_nnz AS n JOIN item_index AS i ON i.item_id = n.p
-    """)
+        """,
+        k,
+    )
     # c_q = nnz(column q)^(-1/2) / mean over non-empty columns of the same
     con.execute("""
         CREATE TEMP TABLE col_weights AS
@@ -502,7 +534,7 @@ _MATRIX_OUT_SQL = """
 
 def _copy_to_parquet(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     with atomic_path(path) as tmp:
-        con.execute(f"COPY ({query}) TO {_sql_str(tmp)} (FORMAT parquet)")
+        con.execute(f"COPY ({query}) TO $path (FORMAT parquet)", {"path": str(tmp)})
 
 
 def _histogram_edges(top_k: int) -> list[int]:

@@ -21,8 +21,9 @@ class CheckOutcome:
     detail: str
 
 
-def _q(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
-    row = con.execute(sql).fetchone()
+def _q(con: duckdb.DuckDBPyConnection, sql: str, **params: object) -> tuple:
+    """The one row of ``sql``, run with ``params`` as named prepared parameters."""
+    row = con.execute(sql, params).fetchone()
     assert row is not None
     return row
 
@@ -36,19 +37,23 @@ def check_cooc_matrix(
     try:
         out: list[CheckOutcome] = []
         (max_row,) = _q(
-            con, f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) n FROM '{m}' GROUP BY row)"
+            con,
+            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) n FROM read_parquet($m) GROUP BY row)",
+            m=m,
         )
         out.append(
             CheckOutcome(
                 "at_most_k_per_row", max_row <= top_k, max_row, f"max {max_row} per row, K={top_k}"
             )
         )
-        (self_pairs,) = _q(con, f"SELECT count(*) FROM '{m}' WHERE row = col")
+        (self_pairs,) = _q(con, "SELECT count(*) FROM read_parquet($m) WHERE row = col", m=m)
         out.append(
             CheckOutcome("no_self_pairs", self_pairs == 0, self_pairs, f"{self_pairs} self pairs")
         )
         (min_count, bad) = _q(
-            con, f"SELECT coalesce(min(count), 1), count(*) FILTER (WHERE count < 1) FROM '{m}'"
+            con,
+            "SELECT coalesce(min(count), 1), count(*) FILTER (WHERE count < 1) FROM read_parquet($m)",
+            m=m,
         )
         out.append(
             CheckOutcome(
@@ -57,13 +62,15 @@ def check_cooc_matrix(
         )
         (row_mean, row_spread) = _q(
             con,
-            f"SELECT avg(w), coalesce(max(s), 0) FROM (SELECT any_value(row_weight) w, "
-            f"max(row_weight) - min(row_weight) s FROM '{m}' GROUP BY row)",
+            "SELECT avg(w), coalesce(max(s), 0) FROM (SELECT any_value(row_weight) w, "
+            "max(row_weight) - min(row_weight) s FROM read_parquet($m) GROUP BY row)",
+            m=m,
         )
         (col_mean, col_spread) = _q(
             con,
-            f"SELECT avg(w), coalesce(max(s), 0) FROM (SELECT any_value(col_weight) w, "
-            f"max(col_weight) - min(col_weight) s FROM '{m}' GROUP BY col)",
+            "SELECT avg(w), coalesce(max(s), 0) FROM (SELECT any_value(col_weight) w, "
+            "max(col_weight) - min(col_weight) s FROM read_parquet($m) GROUP BY col)",
+            m=m,
         )
         row_mean = 1.0 if row_mean is None else row_mean
         col_mean = 1.0 if col_mean is None else col_mean
@@ -80,13 +87,17 @@ def check_cooc_matrix(
         )
         (n_index, unknown_index) = _q(
             con,
-            f"SELECT count(*), count(*) FILTER (WHERE item_id NOT IN "
-            f"(SELECT item_id FROM '{items}')) FROM '{idx}'",
+            "SELECT count(*), count(*) FILTER (WHERE item_id NOT IN "
+            "(SELECT item_id FROM read_parquet($items))) FROM read_parquet($idx)",
+            idx=idx,
+            items=items,
         )
         (out_of_range,) = _q(
             con,
-            f"SELECT count(*) FROM '{m}' WHERE row < 0 OR col < 0 "
-            f"OR row >= {n_index} OR col >= {n_index}",
+            "SELECT count(*) FROM read_parquet($m) WHERE row < 0 OR col < 0 "
+            "OR row >= $n_index OR col >= $n_index",
+            m=m,
+            n_index=n_index,
         )
         out.append(
             CheckOutcome(
