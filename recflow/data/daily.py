@@ -91,9 +91,9 @@ def missing_days(start: date, through: date, present: Sequence[date]) -> list[da
 
 def _read_text_columns(path: Path) -> pl.DataFrame:
     if path.suffix == ".parquet":
-        return pl.read_parquet(path)
+        return pl.read_parquet(path, glob=False)
     try:
-        return pl.read_csv(path, infer_schema=False)
+        return pl.read_csv(path, glob=False, infer_schema=False)
     except pl.exceptions.NoDataError as err:
         raise DataValidationError(path, None, "empty file: expected at least a header", 0) from err
 
@@ -159,7 +159,7 @@ def combine_days(
     (Parquet files written from ``read_day_file``), in the order given."""
     lo, _ = day_bounds(start)
     history = base.scan_interactions().filter(pl.col("timestamp") < lo).collect()
-    parts = [pl.read_parquet(p) for p in day_parts]
+    parts = [pl.read_parquet(p, glob=False) for p in day_parts]
     interactions = pl.concat([history, *parts], how="diagonal_relaxed")
     interactions = interactions.select(
         INTERACTIONS.names + [c for c in interactions.columns if c not in INTERACTIONS.names]

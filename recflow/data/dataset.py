@@ -68,22 +68,24 @@ class CanonicalDataset:
         return self.manifest["name"]
 
     def scan_interactions(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.interactions_path)
+        return pl.scan_parquet(self.interactions_path, glob=False)
 
     def items(self) -> pl.DataFrame:
-        return pl.read_parquet(self.items_path)
+        return pl.read_parquet(self.items_path, glob=False)
 
     def users(self) -> pl.DataFrame:
-        return pl.read_parquet(self.users_path)
+        return pl.read_parquet(self.users_path, glob=False)
 
     def queries(self) -> pl.DataFrame | None:
-        return pl.read_parquet(self.queries_path) if self.queries_path.exists() else None
+        return (
+            pl.read_parquet(self.queries_path, glob=False) if self.queries_path.exists() else None
+        )
 
     def extra(self, name: str) -> pl.DataFrame:
         path = self.root / f"{name}.parquet"
         if not path.exists():
             raise FileNotFoundError(f"{self.root}: dataset has no extra table {name!r}")
-        return pl.read_parquet(path)
+        return pl.read_parquet(path, glob=False)
 
 
 def check_references(tables: CanonicalTables) -> None:

@@ -85,7 +85,7 @@ def entity_of(path: Path) -> str:
 
 
 def _count_rows(path: Path) -> int:
-    return int(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item())
+    return int(pl.scan_csv(path, glob=False, infer_schema=False).select(pl.len()).collect().item())
 
 
 def _header(path: Path) -> list[str]:
@@ -93,7 +93,7 @@ def _header(path: Path) -> list[str]:
     if not path.is_file():
         raise DataValidationError(path, None, "file not found", 0)
     try:
-        names = pl.scan_csv(path, infer_schema=False).collect_schema().names()
+        names = pl.scan_csv(path, glob=False, infer_schema=False).collect_schema().names()
     except pl.exceptions.NoDataError as err:
         raise DataValidationError(path, None, "file is empty (no header row)", 0) from err
     missing = [c for c in REQUIRED if c not in names]
@@ -106,7 +106,7 @@ def _header(path: Path) -> list[str]:
             _count_rows(path),
         )
     try:
-        has_rows = pl.scan_csv(path, infer_schema=False).head(1).collect().height > 0
+        has_rows = pl.scan_csv(path, glob=False, infer_schema=False).head(1).collect().height > 0
     except pl.exceptions.PolarsError:
         has_rows = True  # a malformed first row; reading the file reports it
     if not has_rows:
@@ -116,7 +116,7 @@ def _header(path: Path) -> list[str]:
 
 def _diagnose(path: Path, n_fields: int, present: Sequence[str]) -> DataValidationError | None:
     """Why reading ``path`` failed: lines with too many fields, or values not integers."""
-    lines = pl.scan_lines(path).slice(1).filter(pl.col("line").str.strip_chars() != "")
+    lines = pl.scan_lines(path, glob=False).slice(1).filter(pl.col("line").str.strip_chars() != "")
     fields = pl.col("line").str.count_matches(",", literal=True) + 1
     wrong = lines.filter(fields > n_fields)
     n_wrong = int(wrong.select(pl.len()).collect().item())
@@ -128,7 +128,7 @@ def _diagnose(path: Path, n_fields: int, present: Sequence[str]) -> DataValidati
             f"lines with more fields than the {n_fields} in the header, e.g. {example[:80]!r}",
             n_wrong,
         )
-    text = pl.scan_csv(path, infer_schema=False, null_values=[NULL]).select(present)
+    text = pl.scan_csv(path, glob=False, infer_schema=False, null_values=[NULL]).select(present)
     for column in present:
         value = pl.col(column).str.strip_chars()
         bad = (value != "") & _integer(column, strict=False).is_null()
@@ -145,7 +145,7 @@ def _scan(path: Path, present: Sequence[str]) -> pl.LazyFrame:
     """Every column of ``COLUMNS`` as Int64 (null where the file lacks it), in file order,
     with the row's number in the file."""
     return (
-        pl.scan_csv(path, infer_schema=False, null_values=[NULL])
+        pl.scan_csv(path, glob=False, infer_schema=False, null_values=[NULL])
         .select(_integer(c) for c in present)
         .with_row_index(_ROW)
         .with_columns(pl.lit(None, dtype=pl.Int64()).alias(c) for c in COLUMNS if c not in present)
