@@ -4,10 +4,11 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import pydantic
 import torch
 
 from recflow.device import describe_device, resolve_device
-from recflow.store import ArtifactStore
+from recflow.store import DEFAULT_KEEP_VERSIONS, ArtifactStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,14 +18,57 @@ def default_store_root() -> str:
     return os.environ.get("RECFLOW_HOME", str(REPO_ROOT / ".recflow"))
 
 
+def checked_store_root(value: str) -> str:
+    """The store root as an absolute path, or a clear error.
+
+    Policy: a relative root is taken from the repository root (as the default
+    ``.recflow/`` is); a root with a ``..`` segment or a control character is refused,
+    so the folder named in the Launchpad is the folder written to. Quotes, spaces and
+    non-ASCII characters are fine: no path is ever pasted into SQL or a shell line.
+    """
+    if not value.strip():
+        raise ValueError("store root is empty: set RECFLOW_HOME or the store resource's root")
+    bad = [c for c in value if ord(c) < 32 or ord(c) == 127]
+    if bad:
+        raise ValueError(f"store root {value!r} contains control characters {bad!r}")
+    path = Path(value).expanduser()
+    if ".." in path.parts:
+        raise ValueError(
+            f"store root {value!r} has a '..' segment: give the folder itself (an absolute path)"
+        )
+    return str(path if path.is_absolute() else REPO_ROOT / path)
+
+
 class StoreResource(dg.ConfigurableResource):
-    """The artifact store: versioned folders, atomic writes (see ``recflow.store``)."""
+    """The artifact store: versioned folders, atomic writes (see ``recflow.store``).
+
+    ``keep_versions`` (default 3) complete versions of each artifact are kept; the
+    version Dagster's latest materialization names and versions still-running runs
+    read are never pruned, whatever the count (``assets/io_manager.py``)."""
 
     root: str = default_store_root()
-    keep_versions: int = 3
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
+
+    @pydantic.field_validator("root")
+    @classmethod
+    def _root_is_a_plain_folder(cls, value: str) -> str:
+        return checked_store_root(value)
+
+    @pydantic.field_validator("keep_versions")
+    @classmethod
+    def _keeps_at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"keep_versions must be >= 1 (the published version), got {value}")
+        return value
 
     def store(self) -> ArtifactStore:
-        return ArtifactStore(self.root, keep_versions=self.keep_versions)
+        """The store for assets: versions are published by the IO manager as Dagster
+        records them, not when the asset finishes writing them."""
+        return ArtifactStore(
+            checked_store_root(self.root),
+            keep_versions=self.keep_versions,
+            publish_on_commit=False,
+        )
 
 
 class TorchDeviceResource(dg.ConfigurableResource):

@@ -16,7 +16,7 @@ import dagster as dg
 from assets.cooc import build_cooc_assets
 from assets.daily import DAILY_FEEDS, DailyFilesResource, build_daily_assets
 from assets.datasets import build_file_dataset_asset, synthetic_dataset
-from assets.io_manager import JsonHandleIOManager
+from assets.io_manager import store_handle_io_manager
 from assets.mkt import build_mkt_assets
 from assets.raw import build_raw_source
 from assets.report import build_report_assets
@@ -100,7 +100,7 @@ def build_definitions() -> dg.Definitions:
             "torch_device": TorchDeviceResource(),
             "data_sources": DataSourcesResource(),
             "daily_files": DailyFilesResource(),
-            "io_manager": JsonHandleIOManager(root=store.root),
+            "io_manager": store_handle_io_manager,
         },
         executor=default_executor(),
     )
