@@ -2,7 +2,7 @@
 
 Folder layout::
 
-    model.json           method, config, loss history, scoring, prior weight, format
+    model.json           method, config, loss history, scoring, prior weight (per scoring), format
     item_vectors.npy     (n, d) v_i            (np.load with allow_pickle=False)
     word_vectors.npy     (V, d) w_t
     context_vectors.npy  (n, d) u_j, when the method has them
@@ -50,6 +50,14 @@ class SavedModel:
     def prior_weight(self) -> float | None:
         return self.meta.get("prior_weight")
 
+    def prior_weight_for(self, scoring: str) -> float | None:
+        """β tuned for ``scoring`` (dot and cosine rank differently, so each has its own);
+        models saved before per-scoring tuning only have the one of their own scoring."""
+        per = self.meta.get("prior_weights") or {}
+        if scoring in per:
+            return per[scoring]
+        return self.prior_weight if scoring == self.meta.get("scoring", "dot") else None
+
     @property
     def bigrams(self) -> bool:
         return bool(self.meta.get("text_config", {}).get("bigrams", True))
@@ -70,6 +78,7 @@ def save_model(
     popularity: np.ndarray | None = None,
     prior_weight: float | None = None,
     scoring: str = "dot",
+    prior_weights: dict[str, float] | None = None,
 ) -> Path:
     """Write ``model`` into ``out_dir`` (a fresh folder from ``ArtifactStore.new_version``)."""
     out = Path(out_dir)
@@ -105,6 +114,7 @@ def save_model(
         "loss_history": model.loss_history,
         "train_seconds": model.train_seconds,
         "prior_weight": prior_weight,
+        "prior_weights": prior_weights or {},
         "scoring": scoring,
     }
     write_json(meta, out / "model.json")

@@ -48,21 +48,31 @@ def tune_prior_weight(
     queries: Sequence[tuple[str, np.ndarray]],
     grid: Sequence[float] = DEFAULT_PRIOR_GRID,
     k: int = 100,
+    max_widenings: int = 8,
 ) -> tuple[float, dict[float, float]]:
     """β with the best mean NDCG@k on (query, relevant item indices) pairs; ties → smaller β.
 
-    Returns β and the mean NDCG@k of every grid value (for the asset metadata).
+    When the best β is the top of the grid, the grid is extended by doublings (up to
+    ``max_widenings``) until it is not, so the choice never sits on an edge that could
+    move. Returns β and the mean NDCG@k of every grid value (for the asset metadata).
     """
     if not queries:
         raise ValueError("need at least one validation query to tune the prior weight")
     by_weight: dict[float, float] = {}
     base_scores = [base.scores(q) for q, _ in queries]
     prior = standardize(np.log1p(popularity.astype(np.float64)))
-    for beta in grid:
-        vals = []
-        for s, (_, rel) in zip(base_scores, queries, strict=True):
-            total = prior if s is None else standardize(s) + beta * prior
-            vals.append(ndcg_at_k(top_k(total, k), rel, k))
-        by_weight[float(beta)] = float(np.mean(vals))
-    best = min(by_weight, key=lambda b: (-by_weight[b], b))
+    grid = [float(b) for b in grid]
+    for _ in range(max_widenings + 1):
+        for beta in grid:
+            if beta in by_weight:
+                continue
+            vals = []
+            for s, (_, rel) in zip(base_scores, queries, strict=True):
+                total = prior if s is None else standardize(s) + beta * prior
+                vals.append(ndcg_at_k(top_k(total, k), rel, k))
+            by_weight[beta] = float(np.mean(vals))
+        best = min(by_weight, key=lambda b: (-by_weight[b], b))
+        if best < grid[-1] or grid[-1] <= 0:
+            break
+        grid.append(grid[-1] * 2)
     return best, by_weight

@@ -32,6 +32,13 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 class ZslConfig:
     """Hyperparameters (paper: dim 200, ω0 0.001, λ 4, 10 iterations).
 
+    λ = 1 and ω0 = 0.01 here, not the paper's 4 and 0.001: with 1/√nnz weights of mean 1 a
+    term seen in a handful of items carries far less data weight than λ = 4, and STL and
+    ZSL_ME collapse to one direction (on ml_small the first principal direction explains
+    100% of the item-score variance across 300 one-word queries, every query gets the same
+    ranking). At λ = 1, ω0 = 0.01 that share is 11% (STL) and 17% (ZSL_ME), and validation
+    NDCG@100 with the prior rises from 0.111 to 0.130 (STL), 0.112 to 0.128 (ZSL_ME).
+
     omega0 / text_omega0: weight of an implicit negative in M / X · text_task_weight: α of
     Task 1 in ZSL_ME · cg_iterations / cg_tol: ZSL_TE's word step · init_scale: std of the
     random initial factors · memory_elems: bound on one batch of per-row solves.
@@ -39,9 +46,9 @@ class ZslConfig:
 
     method: str = "zsl_te"
     dim: int = 64
-    lam: float = 4.0
-    omega0: float = 0.001
-    text_omega0: float = 0.001
+    lam: float = 1.0
+    omega0: float = 0.01
+    text_omega0: float = 0.01
     text_task_weight: float = 1.0
     iterations: int = 10
     cg_iterations: int = 30

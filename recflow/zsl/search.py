@@ -62,7 +62,7 @@ class Searcher:
             scoring,
             model.bigrams,
         )
-        beta = model.prior_weight if prior_weight is None else prior_weight
+        beta = model.prior_weight_for(scoring) if prior_weight is None else prior_weight
         self.ensemble = (
             PriorEnsembleScorer(self.base, model.popularity, beta or 0.0)
             if model.popularity is not None

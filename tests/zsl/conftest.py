@@ -7,13 +7,21 @@ depend on the production matrix builder.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
 
+from recflow.cooc import CoocConfig, build_cooc
+from recflow.data.dataset import write_dataset
+from recflow.data.registry import FILE_DATASETS
 from recflow.data.synthetic import SyntheticConfig, generate
 from recflow.text import TextConfig, build_vocabulary, item_fields
 from recflow.zsl.inputs import ZslInputs, build_inputs
+from recflow.zsl.models import METHODS, ZslConfig, train
+from recflow.zsl.pipeline import build_vocabulary_folder, load_inputs
+from recflow.zsl.queries import QuerySplit
 
 
 def consecutive_cooc(clicks: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -74,3 +82,29 @@ def small_world():
     """~300 items in 10 clusters: big enough for the planted synonyms, seconds to train."""
     cfg = SyntheticConfig(n_users=300, n_items=300, n_events=40_000, n_clusters=10, seed=3)
     return synthetic_inputs(cfg)
+
+
+ML_SMALL_DIR = Path(__file__).resolve().parents[2] / "data" / "ml-latest-small"
+ML_SMALL_SPLIT = QuerySplit(text_share=0.5, validation_share=0.25, seed=0)  # the asset's
+
+
+@pytest.fixture(scope="session")
+def ml_small(tmp_path_factory):
+    """The bundled ml-latest-small as the default job sees it: canonical tables, the
+    co-consumption matrix, the vocabulary (half the tag strings as item text) and inputs."""
+    root = tmp_path_factory.mktemp("ml_small")
+    ds = write_dataset(FILE_DATASETS["ml_small"].load(ML_SMALL_DIR), root / "dataset")
+    cooc = build_cooc(ds.interactions_path, root / "cooc", CoocConfig(), temp_dir=root)
+    (root / "vocab").mkdir()
+    build_vocabulary_folder(ds, root / "vocab", TextConfig(), ML_SMALL_SPLIT)
+    inputs = load_inputs(
+        cooc.matrix_path, cooc.item_index_path, root / "vocab", ds.interactions_path
+    )
+    return ds, inputs
+
+
+@pytest.fixture(scope="session")
+def ml_small_models(ml_small):
+    """STL, ZSL_ME and ZSL_TE trained on ``ml_small`` with the shipped defaults."""
+    _, inputs = ml_small
+    return {m: train(inputs, ZslConfig(method=m)) for m in METHODS}
