@@ -55,6 +55,19 @@ def _summary(dataset: CanonicalDataset) -> dict[str, Any]:
     }
 
 
+def validation_failure(err: DataValidationError) -> dg.Failure:
+    """Bad input as a step failure whose metadata says where: file, lines, column, rows."""
+    return dg.Failure(
+        description=str(err),
+        metadata={
+            "file": err.file,
+            f"{err.unit}s": ", ".join(str(n) for n in err.lines),
+            "column": err.column or "",
+            "rows": err.rows,
+        },
+    )
+
+
 def write_canonical(
     context: dg.AssetExecutionContext, store: StoreResource, name: str, tables: CanonicalTables
 ) -> dg.Output[dict[str, str]]:
@@ -64,10 +77,7 @@ def write_canonical(
             write_dataset(tables, tmp)
             final = artifacts.final_path(tmp)
     except DataValidationError as err:
-        raise dg.Failure(
-            description=str(err),
-            metadata={"file": err.file, "column": err.column or "", "rows": err.rows},
-        ) from err
+        raise validation_failure(err) from err
     dataset = CanonicalDataset(final)
     context.log.info(f"{name}: wrote canonical tables to {final}")
     return dg.Output({"path": str(final)}, metadata=_summary(dataset))
@@ -93,10 +103,7 @@ def build_file_dataset_asset(ds: DatasetSource) -> dg.AssetsDefinition:
         try:
             tables = ds.load(folder, max_users=data_sources.tenrec_max_users)
         except DataValidationError as err:
-            raise dg.Failure(
-                description=str(err),
-                metadata={"file": err.file, "column": err.column or "", "rows": err.rows},
-            ) from err
+            raise validation_failure(err) from err
         return write_canonical(context, store, ds.name, tables)
 
     return _asset

@@ -25,13 +25,16 @@ from pathlib import Path
 import polars as pl
 
 from recflow.data.dataset import CanonicalDataset, CanonicalTables
-from recflow.data.raw import TIMESTAMP
+from recflow.data.raw import CSV, TIMESTAMP, read_delimited
 from recflow.data.schema import INTERACTIONS
 from recflow.data.validate import (
+    LINE,
     DataValidationError,
     cast_column,
+    check_ids,
     check_not_null,
     check_unique,
+    fail_on_rows,
     require_columns,
 )
 from recflow.store import atomic_path
@@ -90,19 +93,18 @@ def missing_days(start: date, through: date, present: Sequence[date]) -> list[da
 
 
 def _read_text_columns(path: Path) -> pl.DataFrame:
+    """A CSV day file as text with ``LINE``; a Parquet one as it is (errors name rows)."""
     if path.suffix == ".parquet":
         return pl.read_parquet(path, glob=False)
-    try:
-        return pl.read_csv(path, glob=False, infer_schema=False)
-    except pl.exceptions.NoDataError as err:
-        raise DataValidationError(path, None, "empty file: expected at least a header", 0) from err
+    return read_delimited(path, CSV, required=REQUIRED_COLUMNS, allow_no_rows=True)
 
 
 def read_day_file(path: str | Path, day: date) -> pl.DataFrame:
     """One day's events in canonical column types; every event must fall inside ``day``.
 
-    Returns the required columns, the optional canonical ones (null where absent) and any
-    extra columns. A header-only file is a day without events (zero rows).
+    Returns the required columns, the optional canonical ones (null where absent), any
+    extra columns and, for a CSV file, ``LINE`` (so ``check_day_references`` can name
+    lines; it drops the column). A header-only file is a day without events (zero rows).
     """
     path = Path(path)
     df = _read_text_columns(path)
@@ -114,41 +116,41 @@ def read_day_file(path: str | Path, day: date) -> pl.DataFrame:
             what = TIMESTAMP if col.name == "timestamp" else None
             df = cast_column(df, col.name, col.dtype, path, what=what)
     check_not_null(df, REQUIRED_COLUMNS, path)
+    check_ids(df, ["user_id", "item_id"], path)
     check_unique(df, df.columns, path)
     lo, hi = day_bounds(day)
     outside = ~pl.col("timestamp").is_between(lo, hi, closed="left")
-    n_out = df.select(outside.sum()).item()
-    if n_out:
+    if df.select(outside.any()).item():
         first = df.filter(outside).get_column("timestamp").head(3).to_list()
-        raise DataValidationError(
+        fail_on_rows(
+            df,
+            outside,
             path,
             "timestamp",
             f"events outside {day} (UTC, [{lo}, {hi})), e.g. {first}",
-            n_out,
         )
-    extras = [c for c in df.columns if c not in INTERACTIONS.names]
-    return df.select(INTERACTIONS.names + extras)
+    extras = [c for c in df.columns if c not in INTERACTIONS.names and c != LINE]
+    return df.select(INTERACTIONS.names + extras + ([LINE] if LINE in df.columns else []))
 
 
 def check_day_references(
     events: pl.DataFrame, path: str | Path, items: pl.DataFrame, users: pl.DataFrame
 ) -> pl.DataFrame:
     """Every event names a known item and user; a missing ``entity`` is taken from the
-    item. Returns the events with ``entity`` filled."""
+    item. Returns the events with ``entity`` filled (and without ``LINE``)."""
     for column, table, what in (("item_id", items, "items"), ("user_id", users, "users")):
         known = table.get_column(column).implode()
         unknown = ~pl.col(column).is_in(known)
-        n = events.select(unknown.sum()).item()
-        if n:
+        if events.select(unknown.any()).item():
             ex = events.filter(unknown).get_column(column).head(3).to_list()
-            raise DataValidationError(
-                path, column, f"ids not in the base dataset's {what}, e.g. {ex}", n
+            fail_on_rows(
+                events, unknown, path, column, f"ids not in the base dataset's {what}, e.g. {ex}"
             )
     entity = items.select("item_id", pl.col("entity").alias("_item_entity"))
     return (
         events.join(entity, on="item_id", how="left")
         .with_columns(pl.coalesce("entity", "_item_entity").alias("entity"))
-        .drop("_item_entity")
+        .drop("_item_entity", LINE, strict=False)
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from recflow.data.schema import INTERACTIONS, ITEMS, QUERIES, USERS
-from recflow.data.validate import DataValidationError, conform
+from recflow.data.validate import conform, fail_on_rows
 from recflow.store import read_json, write_json
 
 MANIFEST = "manifest.json"
@@ -89,26 +89,24 @@ class CanonicalDataset:
 
 
 def check_references(tables: CanonicalTables) -> None:
-    """Every interaction and query points at a known item and (interactions) user."""
+    """Every interaction and query points at a known item and (interactions) user; an error
+    names the first offending row numbers of the table."""
     known_items = tables.items.get_column("item_id")
     for table_name, df in (("interactions", tables.interactions), ("queries", tables.queries)):
         if df is None:
             continue
         unknown = ~df.get_column("item_id").is_in(known_items.implode())
-        n = int(unknown.sum())
-        if n:
+        if unknown.any():
             ex = df.filter(unknown).get_column("item_id").head(3).to_list()
-            raise DataValidationError(
-                f"{tables.name}/{table_name}", "item_id", f"item ids not in items, e.g. {ex}", n
-            )
+            where = f"{tables.name}/{table_name}"
+            fail_on_rows(df, unknown, where, "item_id", f"item ids not in items, e.g. {ex}")
     known_users = tables.users.get_column("user_id")
-    unknown = ~tables.interactions.get_column("user_id").is_in(known_users.implode())
-    n = int(unknown.sum())
-    if n:
-        ex = tables.interactions.filter(unknown).get_column("user_id").head(3).to_list()
-        raise DataValidationError(
-            f"{tables.name}/interactions", "user_id", f"user ids not in users, e.g. {ex}", n
-        )
+    df = tables.interactions
+    unknown = ~df.get_column("user_id").is_in(known_users.implode())
+    if unknown.any():
+        ex = df.filter(unknown).get_column("user_id").head(3).to_list()
+        where = f"{tables.name}/interactions"
+        fail_on_rows(df, unknown, where, "user_id", f"user ids not in users, e.g. {ex}")
 
 
 def conform_tables(tables: CanonicalTables) -> CanonicalTables:

@@ -33,7 +33,7 @@ from recflow.data.raw import (
     check_allowed_values,
     read_table,
 )
-from recflow.data.validate import DataValidationError
+from recflow.data.validate import fail_on_rows
 
 ENTITY = "movie"
 EVENT = "rating"
@@ -56,6 +56,12 @@ ML1M_OCCUPATIONS = (
     "tradesman/craftsman", "unemployed", "writer",
 )  # fmt: skip
 """ML-1M ``Occupation`` code i is ``ML1M_OCCUPATIONS[i]`` (from the ML-1M README)."""
+
+ML_LATEST_RATINGS = tuple(half / 2 for half in range(1, 11))
+"""ml-latest ratings: 0.5 to 5.0 stars in half stars."""
+
+ML_CLASSIC_RATINGS = (1.0, 2.0, 3.0, 4.0, 5.0)
+"""ML-100K / ML-1M ratings: whole stars 1 to 5."""
 
 NO_GENRES = "(no genres listed)"
 
@@ -118,11 +124,10 @@ def _clean_titles(raw_titles: pl.Series) -> pl.DataFrame:
 def _check_known(df: pl.DataFrame, column: str, known: pl.Series, file: Path, where: str) -> None:
     """Every id in ``column`` of ``file`` appears in ``known`` (ids listed in ``where``)."""
     unknown = ~df.get_column(column).is_in(known.implode())
-    n = int(unknown.sum())
-    if n:
+    if unknown.any():
         examples = df.filter(unknown).get_column(column).unique(maintain_order=True).head(3)
-        raise DataValidationError(
-            file, column, f"ids not listed in {where}, e.g. {examples.to_list()}", n
+        fail_on_rows(
+            df, unknown, file, column, f"ids not listed in {where}, e.g. {examples.to_list()}"
         )
 
 
@@ -182,13 +187,17 @@ def load_movielens_latest(
         not_null=["userId", "movieId", "timestamp"],
         unique=["userId", "movieId"],
         what={"timestamp": TIMESTAMP},
-    ).rename({"userId": "user_id", "movieId": "item_id"})
+        ids=["userId", "movieId"],
+    )
+    check_allowed_values(ratings, "rating", ML_LATEST_RATINGS, ratings_path)
+    ratings = ratings.rename({"userId": "user_id", "movieId": "item_id"})
     movies = read_table(
         movies_path,
         CSV,
         {"movieId": pl.Int64(), "title": pl.String(), "genres": pl.String()},
         not_null=["movieId"],
         unique=["movieId"],
+        ids=["movieId"],
     )
     known = movies.get_column("movieId")
     _check_known(ratings, "item_id", known, ratings_path, movies_path.name)
@@ -209,6 +218,7 @@ def load_movielens_latest(
             not_null=["movieId", "tag"],
             unique=(),
             what={"timestamp": TIMESTAMP},
+            ids=["userId", "movieId"],
         )
         _check_known(tags, "movieId", known, tags_path, movies_path.name)
         queries = tags.select(
@@ -261,7 +271,8 @@ def _double_colon(columns: Sequence[str]) -> DelimitedFormat:
 
 
 def _read_ratings(path: Path, fmt: DelimitedFormat) -> pl.DataFrame:
-    return read_table(
+    """ML-100K / ML-1M ratings: ids, whole-star ratings, unix timestamps, one per pair."""
+    ratings = read_table(
         path,
         fmt,
         {
@@ -273,7 +284,10 @@ def _read_ratings(path: Path, fmt: DelimitedFormat) -> pl.DataFrame:
         not_null=["user_id", "item_id", "timestamp"],
         unique=["user_id", "item_id"],
         what={"timestamp": TIMESTAMP},
+        ids=["user_id", "item_id"],
     )
+    check_allowed_values(ratings, "rating", ML_CLASSIC_RATINGS, path)
+    return ratings
 
 
 def _genres_from_flags(items: pl.DataFrame) -> pl.Series:
@@ -304,6 +318,7 @@ def load_movielens_100k(directory: str | Path) -> CanonicalTables:
         not_null=["item_id"],
         unique=["item_id"],
         what={name: "genre flags 0/1" for name in flag_dtypes},
+        ids=["item_id"],
     )
     for name in flag_dtypes:
         check_allowed_values(items, name, (0, 1), item_path)
@@ -319,6 +334,7 @@ def load_movielens_100k(directory: str | Path) -> CanonicalTables:
         not_null=["user_id"],
         unique=["user_id"],
         what={"age": "ages in years"},
+        ids=["user_id"],
     )
     _check_known(ratings, "item_id", items.get_column("item_id"), data_path, item_path.name)
     _check_known(ratings, "user_id", users.get_column("user_id"), data_path, user_path.name)
@@ -356,6 +372,7 @@ def load_movielens_1m(directory: str | Path) -> CanonicalTables:
         {"item_id": pl.Int64(), "title": pl.String(), "genres": pl.String()},
         not_null=["item_id"],
         unique=["item_id"],
+        ids=["item_id"],
     )
     users = read_table(
         users_path,
@@ -364,6 +381,7 @@ def load_movielens_1m(directory: str | Path) -> CanonicalTables:
         not_null=["user_id"],
         unique=["user_id"],
         what={"age": "age-group codes", "occupation": "occupation codes"},
+        ids=["user_id"],
     )
     check_allowed_values(users, "age", ML1M_AGE_GROUPS, users_path)
     check_allowed_values(users, "occupation", range(len(ML1M_OCCUPATIONS)), users_path)

@@ -2,8 +2,9 @@
 
 Raw files are read with every column as text, checked line by line (field counts,
 header names), and only then cast through ``recflow.data.validate.cast_column``, so a
-bad value is counted and reported with its file, column and row count instead of failing
-deep inside a reader. ``content_hash`` gives the data version of a set of raw files.
+bad value is counted and reported with its file, first line numbers, column and row count
+instead of failing deep inside a reader. Each row keeps its line number in the file
+(``validate.LINE``) until the loader selects its canonical columns. ``content_hash`` gives the data version of a set of raw files.
 
 Handles what polars' CSV reader does not: multi-character separators (MovieLens 1M's
 ``::``), encodings other than UTF-8 (MovieLens 100K/1M are Latin-1), and exact counts of
@@ -24,10 +25,14 @@ from pathlib import Path
 import polars as pl
 
 from recflow.data.validate import (
+    LINE,
+    MAX_LINES_SHOWN,
     DataValidationError,
     cast_column,
+    check_ids,
     check_not_null,
     check_unique,
+    fail_on_rows,
 )
 
 TIMESTAMP = "unix timestamps (integer seconds)"
@@ -65,18 +70,40 @@ CSV = DelimitedFormat()
 """Comma-separated with a header row and optional double quotes, UTF-8."""
 
 
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    """(line, byte within the line), both 1-based, of byte ``offset`` of ``data``."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
 def _decode(path: Path, encoding: str) -> str:
+    """The text of ``path``; undecodable bytes and NUL bytes (a binary or UTF-16 file, a
+    truncated copy) are errors naming the line and byte."""
     if not path.is_file():
         raise DataValidationError(path, None, "file not found", 0)
     data = path.read_bytes()
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as err:
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line, byte = _position(data, nul)
         raise DataValidationError(
             path,
             None,
-            f"not valid {encoding} text at byte {err.start} (expected encoding {encoding})",
-            0,
+            f"NUL byte at byte {byte} of the line: not a {encoding} text file "
+            "(binary, UTF-16, or padded by a failed copy?)",
+            data.count(b"\x00"),
+            lines=[line],
+        )
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line, byte = _position(data, err.start)
+        raise DataValidationError(
+            path,
+            None,
+            f"not valid {encoding} text at byte {byte} of the line "
+            f"({data[err.start : err.start + 4]!r}; expected encoding {encoding})",
+            1,
+            lines=[line],
         ) from err
 
 
@@ -93,13 +120,19 @@ def _field_counts(lines: pl.Series, fmt: DelimitedFormat) -> pl.Series:
 
 
 def read_delimited(
-    path: str | Path, fmt: DelimitedFormat = CSV, required: Sequence[str] = ()
+    path: str | Path,
+    fmt: DelimitedFormat = CSV,
+    required: Sequence[str] = (),
+    *,
+    allow_no_rows: bool = False,
 ) -> pl.DataFrame:
-    """Read ``path`` with every column as text (empty fields are null).
+    """Read ``path`` with every column as text (empty fields are null), plus ``LINE``.
 
     Raises ``DataValidationError`` for a missing or undecodable file, a file without data
     rows, lines with the wrong number of fields (counted; blank lines are skipped), and
-    ``required`` columns missing from the header (naming expected and found).
+    ``required`` columns missing from the header (naming expected and found). Every error
+    about lines names the first offending line numbers. ``allow_no_rows``: a file with a
+    header and no data rows gives an empty frame instead (a day without events).
     """
     path = Path(path)
     text = _decode(path, fmt.encoding)
@@ -114,30 +147,45 @@ def read_delimited(
     if fmt.has_header:
         if numbered.height == 0:
             raise DataValidationError(path, None, "file is empty (no header row)", 0)
+        header_line = int(numbered.item(0, "line_no"))
         names = _split_header(numbered.item(0, "line"), fmt)
         numbered = numbered.slice(1)
     else:
+        header_line = None
         names = list(fmt.columns or ())
-    if numbered.height == 0:
+    if numbered.height == 0 and not (allow_no_rows and fmt.has_header):
         raise DataValidationError(path, None, "file has no data rows", 0)
-    _check_header(path, names, required, numbered.height)
+    header_at = [header_line] if header_line is not None else []
+    _check_header(path, names, required, numbered.height, header_at)
     if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
         raise DataValidationError(
-            path, None, f"header names a column twice: {names}", numbered.height
+            path,
+            twice[0],
+            f"header names column(s) {twice} twice: {names}",
+            numbered.height,
+            lines=header_at,
         )
+
+    if numbered.height == 0:
+        return pl.DataFrame(schema={**dict.fromkeys(names, pl.String()), LINE: pl.Int64()})
 
     counts = _field_counts(numbered.get_column("line"), fmt)
     wrong = counts != len(names)
-    n_wrong = int(wrong.sum())
-    if n_wrong:
+    if wrong.any():
         first = numbered.filter(wrong).row(0, named=True)
-        raise DataValidationError(
+        is_last = first["line_no"] == numbered.get_column("line_no").max()
+        last = " (the last line: a truncated file?)" if is_last else ""
+        found = counts.filter(wrong)[0]
+        lone = " (a different separator?)" if found == 1 and len(names) > 1 else ""
+        numbered = numbered.rename({"line_no": LINE})
+        fail_on_rows(
+            numbered,
+            wrong,
             path,
             None,
-            f"lines with the wrong number of fields (expected {len(names)}, separator "
-            f"{fmt.separator!r}), e.g. line {first['line_no']} has "
-            f"{counts.filter(wrong)[0]}: {first['line'][:80]!r}",
-            n_wrong,
+            f"wrong number of fields: expected {len(names)} separated by {fmt.separator!r}, "
+            f"line {first['line_no']} has {found}{lone}{last}: {first['line'][:80]!r}",
         )
 
     body = numbered.get_column("line")
@@ -165,10 +213,13 @@ def read_delimited(
     else:
         fields = body.str.split(fmt.separator, literal=True)
         df = pl.DataFrame({name: fields.list.get(i) for i, name in enumerate(names)})
-    return df.with_columns(pl.all().replace("", None))
+    df = df.with_columns(pl.all().replace("", None))
+    return df.with_columns(numbered.get_column("line_no").cast(pl.Int64()).alias(LINE))
 
 
-def _check_header(path: Path, found: Sequence[str], expected: Sequence[str], rows: int) -> None:
+def _check_header(
+    path: Path, found: Sequence[str], expected: Sequence[str], rows: int, lines: list[int]
+) -> None:
     """Every expected column is present; a near miss (case, spaces) is pointed out."""
     missing = [c for c in expected if c not in found]
     if not missing:
@@ -180,11 +231,16 @@ def _check_header(path: Path, found: Sequence[str], expected: Sequence[str], row
         if (key := m.lower().replace("_", "").replace(" ", "")) in by_folded
     ]
     hint = f" ({'; '.join(hints)})" if hints else ""
+    separator = (
+        " (a different separator?)" if len(found) == 1 and len(expected) > 1 and lines else ""
+    )
     raise DataValidationError(
         path,
         missing[0],
-        f"missing column(s) {missing}{hint}; expected {list(expected)}, found {list(found)}",
+        f"missing column(s) {missing}{hint}{separator}; expected {list(expected)}, "
+        f"found {list(found)}",
         rows,
+        lines=lines,
     )
 
 
@@ -196,19 +252,22 @@ def read_table(
     not_null: Sequence[str] = (),
     unique: Sequence[str] | None = None,
     what: Mapping[str, str] | None = None,
+    ids: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """Read the ``dtypes`` columns of ``path``, cast and checked.
+    """Read the ``dtypes`` columns of ``path`` (and ``LINE``), cast and checked.
 
     ``not_null`` columns may hold no null or empty value; ``unique`` is a key no two rows
     may share (``()`` for whole duplicate rows); ``what`` describes a column's expected
-    values in errors (e.g. ``TIMESTAMP``). Other columns of the file are dropped.
+    values in errors (e.g. ``TIMESTAMP``); ``ids`` columns hold ids (non-negative
+    integers). Other columns of the file are dropped.
     """
-    df = read_delimited(path, fmt, required=list(dtypes)).select(list(dtypes))
+    df = read_delimited(path, fmt, required=list(dtypes)).select(*dtypes, LINE)
     for name, dtype in dtypes.items():
         df = cast_column(df, name, dtype, path, what=(what or {}).get(name))
     check_not_null(df, not_null, path)
+    check_ids(df, ids, path)
     if unique is not None:
-        check_unique(df, list(unique) or df.columns, path)
+        check_unique(df, list(unique) or list(dtypes), path)
     return df
 
 
@@ -218,14 +277,14 @@ def check_allowed_values(
     """Every non-null value of ``column`` is one of ``allowed`` (codes, flags)."""
     values = df.get_column(column)
     bad = values.is_not_null() & ~values.is_in(pl.Series(list(allowed)).implode())
-    n_bad = int(bad.sum())
-    if n_bad:
-        examples = values.filter(bad).head(3).to_list()
-        raise DataValidationError(
+    if bad.any():
+        examples = values.filter(bad).head(MAX_LINES_SHOWN).to_list()
+        fail_on_rows(
+            df,
+            bad,
             file,
             column,
             f"values outside the allowed set {sorted(allowed)}, e.g. {examples}",
-            n_bad,
         )
 
 

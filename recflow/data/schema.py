@@ -33,6 +33,14 @@ queries  evaluation queries: one row per (query text, relevant item) application
     item_id    Int64    not null
     user_id    Int64    nullable  who applied it, where known
     timestamp  Int64    nullable
+
+Ids (every ``user_id`` and ``item_id``) are non-negative integers, 0 <= id < 2**63: every
+source read today (MovieLens, Tenrec, the daily feed, the generator) numbers its users and
+items with integers, and they are kept as given, so an id in a model or a report is the
+id in the source file. A negative id (``-1`` is a common "unknown" code) or a value that
+is no integer ("12a", "1.5") is rejected by validation, naming the file's lines, before
+anything is written. A future source with string ids maps them to integers once, in its
+loader (in first-seen order, the map written beside the tables), never downstream.
 """
 
 from __future__ import annotations
@@ -50,6 +58,12 @@ class Column:
     dtype: pl.DataType
     nullable: bool
     description: str
+    is_id: bool = False
+    """Values are ids: integers in ``ID_DOMAIN`` (checked by ``validate.check_ids``)."""
+
+
+ID_DOMAIN = "ids are non-negative integers (0 <= id < 2**63)"
+"""The id domain, as validation errors state it."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +90,8 @@ class TableSchema:
 INTERACTIONS = TableSchema(
     name="interactions",
     columns=(
-        Column("user_id", pl.Int64(), False, "user id"),
-        Column("item_id", pl.Int64(), False, "item id"),
+        Column("user_id", pl.Int64(), False, "user id", is_id=True),
+        Column("item_id", pl.Int64(), False, "item id", is_id=True),
         Column("timestamp", pl.Int64(), False, "unix seconds, or position where no time"),
         Column("label", pl.Float64(), True, "rating / click label"),
         Column("event", pl.String(), True, "event type"),
@@ -89,7 +103,7 @@ INTERACTIONS = TableSchema(
 ITEMS = TableSchema(
     name="items",
     columns=(
-        Column("item_id", pl.Int64(), False, "item id"),
+        Column("item_id", pl.Int64(), False, "item id", is_id=True),
         Column("entity", pl.String(), False, "entity type"),
         Column("title", pl.String(), True, "free text"),
         Column("genres", pl.String(), True, "categories joined by '|'"),
@@ -101,7 +115,7 @@ ITEMS = TableSchema(
 USERS = TableSchema(
     name="users",
     columns=(
-        Column("user_id", pl.Int64(), False, "user id"),
+        Column("user_id", pl.Int64(), False, "user id", is_id=True),
         Column("gender", pl.String(), True, "gender attribute"),
         Column("age", pl.Int64(), True, "age or age-group code"),
         Column("occupation", pl.String(), True, "occupation attribute"),
@@ -114,8 +128,8 @@ QUERIES = TableSchema(
     name="queries",
     columns=(
         Column("query", pl.String(), False, "query text"),
-        Column("item_id", pl.Int64(), False, "relevant item"),
-        Column("user_id", pl.Int64(), True, "who applied it"),
+        Column("item_id", pl.Int64(), False, "relevant item", is_id=True),
+        Column("user_id", pl.Int64(), True, "who applied it", is_id=True),
         Column("timestamp", pl.Int64(), True, "when"),
     ),
 )

@@ -35,7 +35,10 @@ The files are large (QK-video has about 120 million rows), so they are scanned l
 before anything is materialized, for a sample that loads in seconds. Without it the whole
 data set is materialized in memory (tens of GB for QK-video). Lines with too many fields
 are counted and reported; a short line is reported only where it leaves a required column
-empty (polars fills the missing trailing fields with nulls).
+empty (polars fills the missing trailing fields with nulls). Errors name the first
+offending line numbers: a data row's line is its row number + 2 (the header is line 1; a
+blank line is a row of nulls, so it counts too; Tenrec's fields are integers, never quoted
+across lines).
 """
 
 from __future__ import annotations
@@ -47,7 +50,14 @@ import polars as pl
 
 from recflow.data.dataset import CanonicalTables
 from recflow.data.raw import check_allowed_values
-from recflow.data.validate import DataValidationError, check_not_null
+from recflow.data.validate import (
+    LINE,
+    MAX_LINES_SHOWN,
+    DataValidationError,
+    check_ids,
+    check_not_null,
+    fail_on_rows,
+)
 
 COLUMNS = (
     "user_id",
@@ -89,21 +99,41 @@ def _count_rows(path: Path) -> int:
 
 
 def _header(path: Path) -> list[str]:
-    """The file's column names; a missing or empty file, or a missing column, is an error."""
+    """The file's column names; a missing or empty file, an undecodable or binary header, a
+    column named twice, or a missing column is an error."""
     if not path.is_file():
         raise DataValidationError(path, None, "file not found", 0)
+    with path.open("rb") as f:
+        first = f.readline()
+    if not first.strip():
+        raise DataValidationError(path, None, "file is empty (no header row)", 0)
+    if b"\x00" in first:
+        raise DataValidationError(
+            path, None, "NUL bytes in the header: not a UTF-8 CSV (UTF-16 or binary?)", 0, lines=[1]
+        )
     try:
-        names = pl.scan_csv(path, glob=False, infer_schema=False).collect_schema().names()
-    except pl.exceptions.NoDataError as err:
-        raise DataValidationError(path, None, "file is empty (no header row)", 0) from err
+        header = first.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError as err:
+        raise DataValidationError(
+            path, None, f"header is not valid UTF-8 at byte {err.start + 1}", 0, lines=[1]
+        ) from err
+    raw_names = [n.strip().strip('"') for n in header.split(",")]
+    if len(set(raw_names)) != len(raw_names):  # polars would rename the second "x_duplicated_0"
+        twice = sorted({n for n in raw_names if raw_names.count(n) > 1})
+        raise DataValidationError(
+            path, twice[0], f"header names column(s) {twice} twice: {raw_names}", 0, lines=[1]
+        )
+    names = pl.scan_csv(path, glob=False, infer_schema=False).collect_schema().names()
     missing = [c for c in REQUIRED if c not in names]
     if missing:
+        separator = " (a different separator?)" if len(names) == 1 else ""
         raise DataValidationError(
             path,
             missing[0],
-            f"missing column(s) {missing}; expected at least {list(REQUIRED)} "
+            f"missing column(s) {missing}{separator}; expected at least {list(REQUIRED)} "
             f"(optional {[c for c in COLUMNS if c not in REQUIRED]}), found {names}",
             _count_rows(path),
+            lines=[1],
         )
     try:
         has_rows = pl.scan_csv(path, glob=False, infer_schema=False).head(1).collect().height > 0
@@ -116,39 +146,58 @@ def _header(path: Path) -> list[str]:
 
 def _diagnose(path: Path, n_fields: int, present: Sequence[str]) -> DataValidationError | None:
     """Why reading ``path`` failed: lines with too many fields, or values not integers."""
-    lines = pl.scan_lines(path, glob=False).slice(1).filter(pl.col("line").str.strip_chars() != "")
+    lines = (
+        pl.scan_lines(path, glob=False)
+        .with_row_index(LINE, offset=1)
+        .slice(1)
+        .filter(pl.col("line").str.strip_chars() != "")
+    )
     fields = pl.col("line").str.count_matches(",", literal=True) + 1
     wrong = lines.filter(fields > n_fields)
     n_wrong = int(wrong.select(pl.len()).collect().item())
     if n_wrong:
-        example = wrong.head(1).collect().item()
+        first = wrong.head(MAX_LINES_SHOWN).collect()
         return DataValidationError(
             path,
             None,
-            f"lines with more fields than the {n_fields} in the header, e.g. {example[:80]!r}",
+            f"lines with more fields than the {n_fields} in the header, "
+            f"e.g. {first.item(0, 'line')[:80]!r}",
             n_wrong,
+            lines=first.get_column(LINE).to_list(),
         )
-    text = pl.scan_csv(path, glob=False, infer_schema=False, null_values=[NULL]).select(present)
+    text = (
+        pl.scan_csv(path, glob=False, infer_schema=False, null_values=[NULL])
+        .with_row_index(LINE, offset=2)
+        .select(LINE, *present)
+    )
     for column in present:
         value = pl.col(column).str.strip_chars()
         bad = (value != "") & _integer(column, strict=False).is_null()
         n_bad = int(text.select(bad.sum()).collect().item())
         if n_bad:
-            examples = text.filter(bad).select(column).head(3).collect().to_series().to_list()
+            first = text.filter(bad).head(MAX_LINES_SHOWN).collect()
+            examples = first.get_column(column).to_list()
             return DataValidationError(
-                path, column, f"values that are not integers, e.g. {examples}", n_bad
+                path,
+                column,
+                f"values that are not integers, e.g. {examples}",
+                n_bad,
+                lines=first.get_column(LINE).to_list(),
             )
     return None
 
 
 def _scan(path: Path, present: Sequence[str]) -> pl.LazyFrame:
     """Every column of ``COLUMNS`` as Int64 (null where the file lacks it), in file order,
-    with the row's number in the file."""
+    with the row's number in the file and its line (``LINE``: row + 2, after the header)."""
     return (
         pl.scan_csv(path, glob=False, infer_schema=False, null_values=[NULL])
         .select(_integer(c) for c in present)
         .with_row_index(_ROW)
-        .with_columns(pl.lit(None, dtype=pl.Int64()).alias(c) for c in COLUMNS if c not in present)
+        .with_columns(
+            (pl.col(_ROW).cast(pl.Int64()) + 2).alias(LINE),
+            *(pl.lit(None, dtype=pl.Int64()).alias(c) for c in COLUMNS if c not in present),
+        )
     )
 
 
@@ -188,17 +237,18 @@ def _read_file(
     df = _collect(lf, path, names)
 
     check_not_null(df, REQUIRED, path)
+    check_ids(df, ["user_id"], path)
     check_allowed_values(df, "click", (0, 1), path)
     out_of_range = (df.get_column("item_id") < 0) | (df.get_column("item_id") >= item_id_stride)
-    n_out = int(out_of_range.sum())
-    if n_out:
+    if out_of_range.any():
         examples = df.filter(out_of_range).get_column("item_id").head(3).to_list()
-        raise DataValidationError(
+        fail_on_rows(
+            df,
+            out_of_range,
             path,
             "item_id",
             f"ids outside [0, item_id_stride={item_id_stride}), e.g. {examples}; "
-            "raise item_id_stride",
-            n_out,
+            "ids are non-negative, and below the stride (else raise item_id_stride)",
         )
     return df.select(
         "user_id",

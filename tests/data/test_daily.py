@@ -17,7 +17,7 @@ from recflow.data.daily import (
     write_day_files,
 )
 from recflow.data.dataset import CanonicalTables, write_dataset
-from recflow.data.validate import DataValidationError
+from recflow.data.validate import LINE, DataValidationError
 
 D1 = date(2020, 1, 1)
 T1 = 1_577_836_800  # 2020-01-01 00:00:00 UTC
@@ -57,7 +57,11 @@ def test_read_day_file(tmp_path: Path) -> None:
         f"user_id,item_id,timestamp,label,device\n1,10,{T1},4.5,tv\n2,11,{T1 + 86_399},,\n"
     )
     df = read_day_file(path, D1)
-    assert df.columns == ["user_id", "item_id", "timestamp", "label", "event", "entity", "device"]
+    assert df.columns == [
+        *("user_id", "item_id", "timestamp", "label", "event", "entity", "device"),
+        LINE,
+    ]
+    assert df.get_column(LINE).to_list() == [2, 3]
     assert df.get_column("timestamp").to_list() == [T1, T1 + 86_399]
     assert df.get_column("label").to_list() == [4.5, None]
     assert df.schema["user_id"] == pl.Int64
@@ -69,6 +73,7 @@ def test_read_day_file(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError) as err:
         read_day_file(path, D1)
     assert (err.value.file, err.value.column, err.value.rows) == (str(path), "timestamp", 2)
+    assert err.value.lines == [2, 3]
     assert "outside 2020-01-01" in str(err.value)
 
     path.write_text(f"user,item_id,timestamp\n1,10,{T1}\n")
@@ -77,12 +82,16 @@ def test_read_day_file(tmp_path: Path) -> None:
     path.write_text(f"user_id,item_id,timestamp\nx,10,{T1}\n1,10,{T1}\n")
     with pytest.raises(DataValidationError) as err:
         read_day_file(path, D1)
-    assert (err.value.column, err.value.rows) == ("user_id", 1)
+    assert (err.value.column, err.value.rows, err.value.lines) == ("user_id", 1, [2])
+    path.write_text(f"user_id,item_id,timestamp\n1,10,{T1}\n1,-10,{T1}\n")
+    with pytest.raises(DataValidationError, match="negative ids") as err:
+        read_day_file(path, D1)
+    assert (err.value.column, err.value.rows, err.value.lines) == ("item_id", 1, [3])
     path.write_text(f"user_id,item_id,timestamp\n1,10,{T1}\n1,10,{T1}\n")
     with pytest.raises(DataValidationError, match="duplicate"):
         read_day_file(path, D1)
     path.write_text("")
-    with pytest.raises(DataValidationError, match="empty file"):
+    with pytest.raises(DataValidationError, match="file is empty"):
         read_day_file(path, D1)
 
 
@@ -93,11 +102,12 @@ def test_references_are_checked_and_entity_filled(tmp_path: Path) -> None:
     path.write_text(f"user_id,item_id,timestamp,entity\n1,10,{T1},\n2,11,{T1},clip\n")
     events = check_day_references(read_day_file(path, D1), path, items, users)
     assert events.get_column("entity").to_list() == ["movie", "clip"]
+    assert LINE not in events.columns
 
     path.write_text(f"user_id,item_id,timestamp\n1,10,{T1}\n3,12,{T1}\n4,99,{T1}\n")
     with pytest.raises(DataValidationError) as err:
         check_day_references(read_day_file(path, D1), path, items, users)
-    assert (err.value.column, err.value.rows) == ("item_id", 2)
+    assert (err.value.column, err.value.rows, err.value.lines) == ("item_id", 2, [3, 4])
 
 
 def _log() -> pl.DataFrame:

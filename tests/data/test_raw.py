@@ -1,4 +1,4 @@
-"""Raw delimited files: every failure class gives one error naming file, column, rows."""
+"""Raw delimited files: every failure class gives one error naming file, lines, column, rows."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from recflow.data.raw import (
     read_delimited,
     read_table,
 )
-from recflow.data.validate import DataValidationError
+from recflow.data.validate import LINE, DataValidationError
 
 BAD = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
 RATINGS = {
@@ -43,8 +43,9 @@ def test_reads_quoted_csv_as_text(tmp_path: Path) -> None:
     path = tmp_path / "movies.csv"
     path.write_text('movieId,title\n1,"Matrix, The (1999)"\n2,"""Cats"" (1998)"\n3,\n')
     df = read_delimited(path, required=["movieId", "title"])
-    assert df.schema == pl.Schema({"movieId": pl.String(), "title": pl.String()})
+    assert df.schema == pl.Schema({"movieId": pl.String(), "title": pl.String(), LINE: pl.Int64()})
     assert df.get_column("title").to_list() == ["Matrix, The (1999)", '"Cats" (1998)', None]
+    assert df.get_column(LINE).to_list() == [2, 3, 4]
 
 
 def test_multi_char_separator_and_latin1(tmp_path: Path) -> None:
@@ -56,17 +57,18 @@ def test_multi_char_separator_and_latin1(tmp_path: Path) -> None:
         "::", has_header=False, columns=("id", "title", "genres"), encoding="latin-1", quoted=False
     )
     df = read_delimited(path, fmt)
+    # no header: the first row is line 1; the blank line 2 is skipped but still counted
     assert df.rows() == [
-        ("73", "Misérables, Les (1995)", "Drama|Musical"),
-        ("1", 'A "quote"', None),
+        ("73", "Misérables, Les (1995)", "Drama|Musical", 1),
+        ("1", 'A "quote"', None, 3),
     ]
 
 
 def test_read_table_casts_and_keeps_only_named_columns() -> None:
     path = BAD.parent / "ml_latest" / "ratings.csv"
     df = read_table(path, CSV, {"movieId": pl.Int64(), "rating": pl.Float64()})
-    assert df.columns == ["movieId", "rating"]
-    assert df.row(2) == (73, 3.5)
+    assert df.columns == ["movieId", "rating", LINE]
+    assert df.row(2) == (73, 3.5, 4)
 
 
 def test_missing_file() -> None:
@@ -102,8 +104,11 @@ def test_wrong_type_counts_bad_values() -> None:
         read_ratings(BAD / "wrong_type.csv")
     e = err.value
     assert (Path(e.file).name, e.column, e.rows) == ("wrong_type.csv", "rating", 2)
-    assert "'four'" in e.problem and "'five'" in e.problem
-    assert "wrong_type.csv: column 'rating'" in str(e) and "(2 rows)" in str(e)
+    assert e.lines == [2, 4]
+    assert str(e) == (
+        f"{BAD / 'wrong_type.csv'}: lines 2, 4: column 'rating': "
+        "values that are not Float64, e.g. 'four', 'five' (2 rows)"
+    )
 
 
 def test_null_and_blank_ids() -> None:
@@ -114,6 +119,7 @@ def test_null_and_blank_ids() -> None:
         "userId",
         2,
     )
+    assert err.value.lines == [3, 4]
 
 
 def test_unparseable_timestamps() -> None:
@@ -121,6 +127,7 @@ def test_unparseable_timestamps() -> None:
         read_ratings(BAD / "bad_timestamp.csv")
     e = err.value
     assert (Path(e.file).name, e.column, e.rows) == ("bad_timestamp.csv", "timestamp", 2)
+    assert e.lines == [2, 4]
     assert "'2018-09-24'" in e.problem
 
 
@@ -130,13 +137,14 @@ def test_duplicate_rows() -> None:
     e = err.value
     # both copies of (1, 1) are counted
     assert (Path(e.file).name, e.column, e.rows) == ("duplicate_rows.csv", "userId,movieId", 2)
+    assert e.lines == [2, 4]  # line 4 repeats line 2
 
 
 def test_wrong_number_of_fields_csv() -> None:
     with pytest.raises(DataValidationError, match="wrong number of fields") as err:
         read_ratings(BAD / "ragged.csv")
     e = err.value
-    assert (Path(e.file).name, e.rows) == ("ragged.csv", 2)
+    assert (Path(e.file).name, e.rows, e.lines) == ("ragged.csv", 2, [3, 4])
     assert "expected 4" in e.problem and "line 3 has 5" in e.problem
 
 
@@ -144,7 +152,7 @@ def test_wrong_number_of_fields_multi_char_separator() -> None:
     fmt = DelimitedFormat("::", has_header=False, columns=("u", "i", "r", "t"), quoted=False)
     with pytest.raises(DataValidationError, match="line 2 has 5") as err:
         read_delimited(BAD / "ragged.dat", fmt)
-    assert (Path(err.value.file).name, err.value.rows) == ("ragged.dat", 1)
+    assert (Path(err.value.file).name, err.value.rows, err.value.lines) == ("ragged.dat", 1, [2])
 
 
 def test_commas_inside_quotes_are_not_field_separators(tmp_path: Path) -> None:
@@ -157,6 +165,8 @@ def test_wrong_encoding() -> None:
     with pytest.raises(DataValidationError, match="not valid utf-8") as err:
         read_delimited(BAD / "not_utf8.csv")
     assert Path(err.value.file).name == "not_utf8.csv"
+    assert err.value.lines == [2]
+    assert "at byte 7 of the line" in err.value.problem  # "73,Mis" (6 bytes), then é
 
 
 def test_check_allowed_values() -> None:
@@ -165,6 +175,10 @@ def test_check_allowed_values() -> None:
     with pytest.raises(DataValidationError) as err:
         check_allowed_values(df, "flag", (0, 1), "f.csv")
     assert (err.value.file, err.value.column, err.value.rows) == ("f.csv", "flag", 2)
+    assert (err.value.lines, err.value.unit) == ([3, 5], "row")  # no LINE: row numbers
+    with pytest.raises(DataValidationError) as err:
+        check_allowed_values(df.with_columns(pl.lit(10).alias(LINE)), "flag", (0, 1), "f.csv")
+    assert (err.value.lines, err.value.unit) == ([10, 10], "line")
 
 
 def test_content_hash_matches_reference_and_tracks_bytes(tmp_path: Path) -> None:
