@@ -35,3 +35,16 @@ def test_the_shipped_instance_limits_the_gpu_pool_to_one(tmp_path: Path) -> None
         info = instance.event_log_storage.get_concurrency_info("gpu")
         assert info.slot_count == 1  # created at the default limit by the first GPU step
         assert len(info.claimed_slots) == 0  # and given back when it finished
+
+
+def test_the_shipped_instance_frees_the_slots_of_dead_runs() -> None:
+    """Run monitoring on, with a slot release the dead-run test can wait for
+    (tests/faults/test_dead_run.py shows it end to end under ``dagster dev``)."""
+    with dg.instance_for_test(overrides=_shipped_config()) as instance:
+        assert instance.run_monitoring_enabled
+        settings = instance.run_monitoring_settings
+        assert 0 < settings["free_slots_after_run_end_seconds"] <= 30
+        assert instance.run_monitoring_poll_interval_seconds <= 30
+        # the default run launcher cannot resume a run: resuming must be off, or
+        # the instance refuses to start with monitoring on
+        assert instance.run_monitoring_max_resume_run_attempts == 0

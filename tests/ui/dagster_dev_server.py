@@ -38,7 +38,18 @@ def _free_port() -> int:
 class DagsterDevServer:
     """``dagster dev`` on 127.0.0.1 with its own DAGSTER_HOME and RECFLOW_HOME."""
 
-    def __init__(self, dagster_home: Path, recflow_home: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        dagster_home: Path,
+        recflow_home: Path,
+        log_path: Path,
+        location_args: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        """``location_args`` replace ``-w workspace.yaml`` (e.g. ``["-m", "some.module"]``);
+        ``extra_env`` is added to the server's environment."""
+        self.location_args = location_args or ["-w", "workspace.yaml"]
+        self.extra_env = extra_env or {}
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dagster_home = dagster_home
@@ -56,10 +67,11 @@ class DagsterDevServer:
             "DAGSTER_HOME": str(self.dagster_home),
             "RECFLOW_HOME": str(self.recflow_home),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         dagster = Path(sys.executable).parent / "dagster"
         cmd = [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(self.port)]
-        cmd += ["-w", "workspace.yaml"]
+        cmd += self.location_args
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
                 cmd,
