@@ -190,7 +190,6 @@ def load_movielens_latest(
         ids=["userId", "movieId"],
     )
     check_allowed_values(ratings, "rating", ML_LATEST_RATINGS, ratings_path)
-    ratings = ratings.rename({"userId": "user_id", "movieId": "item_id"})
     movies = read_table(
         movies_path,
         CSV,
@@ -200,7 +199,8 @@ def load_movielens_latest(
         ids=["movieId"],
     )
     known = movies.get_column("movieId")
-    _check_known(ratings, "item_id", known, ratings_path, movies_path.name)
+    _check_known(ratings, "movieId", known, ratings_path, movies_path.name)
+    ratings = ratings.rename({"userId": "user_id", "movieId": "item_id"})
 
     queries = None
     files = [ratings_path.name, movies_path.name]

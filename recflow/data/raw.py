@@ -84,14 +84,16 @@ def _decode(path: Path, encoding: str) -> str:
     data = path.read_bytes()
     nul = data.find(b"\x00")
     if nul >= 0:
+        with_nul = [i + 1 for i, text in enumerate(data.split(b"\n")) if b"\x00" in text]
         line, byte = _position(data, nul)
         raise DataValidationError(
             path,
             None,
-            f"NUL byte at byte {byte} of the line: not a {encoding} text file "
+            f"NUL byte at byte {byte} of line {line}: not a {encoding} text file "
             "(binary, UTF-16, or padded by a failed copy?)",
-            data.count(b"\x00"),
-            lines=[line],
+            len(with_nul),
+            lines=with_nul[:MAX_LINES_SHOWN],
+            more_lines=len(with_nul) > MAX_LINES_SHOWN,
         )
     try:
         return data.decode(encoding)
@@ -100,7 +102,7 @@ def _decode(path: Path, encoding: str) -> str:
         raise DataValidationError(
             path,
             None,
-            f"not valid {encoding} text at byte {byte} of the line "
+            f"not valid {encoding} text at byte {byte} of line {line} "
             f"({data[err.start : err.start + 4]!r}; expected encoding {encoding})",
             1,
             lines=[line],
@@ -156,7 +158,6 @@ def read_delimited(
     if numbered.height == 0 and not (allow_no_rows and fmt.has_header):
         raise DataValidationError(path, None, "file has no data rows", 0)
     header_at = [header_line] if header_line is not None else []
-    _check_header(path, names, required, numbered.height, header_at)
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise DataValidationError(
@@ -166,9 +167,21 @@ def read_delimited(
             numbered.height,
             lines=header_at,
         )
+    _check_header(path, names, required, numbered.height, header_at)
 
     if numbered.height == 0:
         return pl.DataFrame(schema={**dict.fromkeys(names, pl.String()), LINE: pl.Int64()})
+    if header_line is not None:
+        header_text = lines[header_line - 1]
+        repeated = numbered.get_column("line") == header_text
+        if repeated.any():
+            fail_on_rows(
+                numbered.rename({"line_no": LINE}),
+                repeated,
+                path,
+                None,
+                f"the header repeated as data (files joined together?): {header_text[:80]!r}",
+            )
 
     counts = _field_counts(numbered.get_column("line"), fmt)
     wrong = counts != len(names)

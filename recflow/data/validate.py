@@ -35,7 +35,7 @@ class DataValidationError(ValueError):
     Attributes name where the problem is so callers (and the Dagster UI) can show it:
     ``lines`` are the first offending line numbers of the file (``unit`` "line"), or row
     numbers of a table that has no lines (``unit`` "row"); empty where the problem is the
-    whole file (not found, empty).
+    whole file (not found, empty). ``more_lines``: further lines offend than are listed.
     """
 
     def __init__(
@@ -47,6 +47,7 @@ class DataValidationError(ValueError):
         *,
         lines: Sequence[int] = (),
         unit: str = "line",
+        more_lines: bool = False,
     ) -> None:
         self.file = str(file)
         self.column = column
@@ -56,7 +57,7 @@ class DataValidationError(ValueError):
         self.unit = unit
         at = ""
         if self.lines:
-            more = ", ..." if rows > len(self.lines) else ""
+            more = ", ..." if more_lines else ""
             plural = "s" if len(self.lines) > 1 or more else ""
             at = f"{unit}{plural} {', '.join(str(n) for n in self.lines)}{more}: "
         where = f"column {column!r}: " if column else ""
@@ -85,7 +86,9 @@ def fail_on_rows(
     n = int(mask.sum()) if isinstance(mask, pl.Series) else int(df.select(mask.sum()).item())
     if n:
         lines, unit = offending_lines(df, mask)
-        raise DataValidationError(file, column, problem, n, lines=lines, unit=unit)
+        raise DataValidationError(
+            file, column, problem, n, lines=lines, unit=unit, more_lines=n > len(lines)
+        )
 
 
 def _examples(values: pl.Series, n: int = 3) -> str:

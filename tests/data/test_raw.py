@@ -166,7 +166,7 @@ def test_wrong_encoding() -> None:
         read_delimited(BAD / "not_utf8.csv")
     assert Path(err.value.file).name == "not_utf8.csv"
     assert err.value.lines == [2]
-    assert "at byte 7 of the line" in err.value.problem  # "73,Mis" (6 bytes), then é
+    assert "at byte 7 of line 2" in err.value.problem  # "73,Mis" (6 bytes), then é
 
 
 def test_check_allowed_values() -> None:
