@@ -18,25 +18,33 @@ def default_store_root() -> str:
     return os.environ.get("RECFLOW_HOME", str(REPO_ROOT / ".recflow"))
 
 
-def checked_store_root(value: str) -> str:
-    """The store root as an absolute path, or a clear error.
+def checked_folder(value: str, what: str) -> str:
+    """A configured folder as an absolute path, or a clear error naming ``what``.
 
-    Policy: a relative root is taken from the repository root (as the default
-    ``.recflow/`` is); a root with a ``..`` segment or a control character is refused,
-    so the folder named in the Launchpad is the folder written to. Quotes, spaces and
-    non-ASCII characters are fine: no path is ever pasted into SQL or a shell line.
+    Policy for every folder setting (store root, data sources): ``~`` is expanded and a
+    relative path is taken from the repository root (as the default ``.recflow/`` is);
+    a path with a ``..`` segment or a control character is refused, so the folder named
+    in the Launchpad is the folder used. Absolute paths anywhere are allowed (data
+    lives where it lives; the store is where you point it). Quotes, spaces and non-ASCII
+    characters are fine: no path is ever pasted into SQL or a shell line. Inside the
+    store, artifact names cannot leave it (``ArtifactStore.artifact_dir``).
     """
     if not value.strip():
-        raise ValueError("store root is empty: set RECFLOW_HOME or the store resource's root")
+        raise ValueError(f"{what} is empty")
     bad = [c for c in value if ord(c) < 32 or ord(c) == 127]
     if bad:
-        raise ValueError(f"store root {value!r} contains control characters {bad!r}")
+        raise ValueError(f"{what} {value!r} contains control characters {bad!r}")
     path = Path(value).expanduser()
     if ".." in path.parts:
         raise ValueError(
-            f"store root {value!r} has a '..' segment: give the folder itself (an absolute path)"
+            f"{what} {value!r} has a '..' segment: give the folder itself (an absolute path)"
         )
     return str(path if path.is_absolute() else REPO_ROOT / path)
+
+
+def checked_store_root(value: str) -> str:
+    """The store root as an absolute path, or a clear error (``checked_folder``'s policy)."""
+    return checked_folder(value, "store root (RECFLOW_HOME or the store resource's root)")
 
 
 class StoreResource(dg.ConfigurableResource):
@@ -114,7 +122,10 @@ class DataSourcesResource(dg.ConfigurableResource):
                 f"data source {field_name!r} is not configured: set {env} or the "
                 f"'data_sources' resource's {field_name} in the Launchpad"
             )
-        path = Path(value)
+        try:
+            path = Path(checked_folder(value, f"data source {field_name!r}"))
+        except ValueError as exc:
+            raise dg.Failure(str(exc)) from exc
         if not path.is_dir():
             raise dg.Failure(f"data source {field_name!r}: {path} is not a folder")
         return path

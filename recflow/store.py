@@ -28,6 +28,7 @@ ever executed on load.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -160,6 +161,18 @@ class ArtifactStore:
             try:
                 yield tmp
                 os.rename(tmp, base / version)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                current = (
+                    (base / "LATEST").read_text().strip() if (base / "LATEST").exists() else None
+                )
+                raise OSError(
+                    errno.ENOSPC,
+                    f"no space left on the device of {self.root} while writing a new version "
+                    f"of {name!r} ({exc}); nothing was published"
+                    + (f", {name}/{current} is still the current version" if current else ""),
+                ) from exc
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp)

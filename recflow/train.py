@@ -14,9 +14,13 @@ stops after ``patience`` epochs without improvement, and hands back the best wei
 Every model of a comparison then gets the epoch count that suits it, chosen on
 validation data, instead of one fixed count that favours some models over others.
 
-Checkpoints (``checkpoint_dir``): ``last_model.pt`` and ``last_optim.pt`` (state dicts,
-loaded with ``weights_only=True``), ``best_model.pt`` when selecting, and ``last.json``
-(epoch, history, best epoch), written atomically after every epoch.
+Checkpoints (``checkpoint_dir``): after every epoch a folder ``epoch-<n>/`` with
+``model.pt`` and ``optim.pt`` (state dicts, loaded with ``weights_only=True``),
+``best_model.pt`` when selecting, and ``meta.json`` (epoch, history, best epoch), written
+as a temporary folder renamed into place, so a crash mid-write leaves the previous epoch
+whole. The newest two are kept: a resume that finds the newest unreadable (a corrupt
+file) says so in the log and ``TrainResult.checkpoint_notes``, sets it aside as
+``corrupt-epoch-<n>`` and resumes from the one before, or from scratch.
 
 Data parallel (``torchrun --nproc_per_node=N``, after ``init_distributed()``): every
 process draws the same global batches, trains on its share of each (``shard_batch``) and
@@ -27,7 +31,9 @@ order (dropout aside). Only rank 0 reports progress and writes checkpoints.
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
@@ -41,7 +47,7 @@ from torch import nn
 
 from recflow.device import resolve_device
 from recflow.progress import ProgressFn
-from recflow.store import load_state_dict, read_json, save_state_dict, write_json
+from recflow.store import atomic_path, load_state_dict, read_json, save_state_dict, write_json
 
 Batch = Any
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -88,6 +94,9 @@ class TrainResult:
     best_epoch: int | None = None  # with ``select_by``: the epoch whose weights were kept
     best_value: float | None = None
     stopped_early: bool = False
+    # unreadable checkpoints skipped on resume, and what training did instead (also logged
+    # as warnings of the "recflow.train" logger)
+    checkpoint_notes: list[str] = field(default_factory=list)
 
     @property
     def samples_per_s(self) -> float:
@@ -184,19 +193,49 @@ def _average_gradients(params: list[nn.Parameter], weight: float) -> None:
         offset += n
 
 
+CHECKPOINT_PREFIX = "epoch-"
+KEEP_CHECKPOINTS = 2  # the newest and the one before it, to fall back on if it is corrupt
+log = logging.getLogger(__name__)
+
+
+def _epoch_dirs(checkpoint_dir: Path) -> list[Path]:
+    """Complete epoch checkpoints, newest first (temp folders are not matched)."""
+    found = [
+        p
+        for p in checkpoint_dir.glob(f"{CHECKPOINT_PREFIX}*")
+        if p.is_dir() and p.name[len(CHECKPOINT_PREFIX) :].isdigit()
+    ]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]), reverse=True)
+
+
 def _load_checkpoint(
     checkpoint_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer
-) -> dict[str, Any] | None:
-    meta_path = checkpoint_dir / "last.json"
-    if not meta_path.exists():
-        return None
-    meta = read_json(meta_path)
-    model.load_state_dict(load_state_dict(checkpoint_dir / "last_model.pt"))
-    optim_state = torch.load(
-        checkpoint_dir / "last_optim.pt", map_location="cpu", weights_only=True
-    )
-    optimizer.load_state_dict(optim_state)
-    return meta
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Load the newest readable epoch checkpoint into ``model`` and ``optimizer``.
+
+    Returns its metadata (None: start from scratch) and one note per checkpoint that
+    could not be read; an unreadable one is renamed ``corrupt-epoch-*`` (kept for a
+    look, never read again) and the one before it is tried.
+    """
+    notes: list[str] = []
+    initial_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    initial_optim = optimizer.state_dict()
+    for folder in _epoch_dirs(checkpoint_dir):
+        try:
+            meta = read_json(folder / "meta.json")
+            model.load_state_dict(load_state_dict(folder / "model.pt"))
+            optimizer.load_state_dict(
+                torch.load(folder / "optim.pt", map_location="cpu", weights_only=True)
+            )
+            if meta.get("best_epoch") is not None:
+                meta["best_state"] = load_state_dict(folder / "best_model.pt")
+            return meta, notes
+        except Exception as exc:  # any unreadable file: fall back, said in the log
+            model.load_state_dict(initial_model)
+            optimizer.load_state_dict(initial_optim)
+            notes.append(f"checkpoint {folder} is unreadable ({type(exc).__name__}: {exc})")
+            folder.rename(folder.with_name(f"corrupt-{folder.name}"))
+    return None, notes
 
 
 def _save_checkpoint(
@@ -208,23 +247,31 @@ def _save_checkpoint(
     config: TrainConfig,
     best: _Best,
 ) -> None:
+    """Write ``epoch-<n>/`` whole or not at all (a temp folder renamed into place), then
+    drop all but the newest ``KEEP_CHECKPOINTS``."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    save_state_dict(model.state_dict(), checkpoint_dir / "last_model.pt")
-    if best.improved_at == epoch and best.state is not None:
-        save_state_dict(best.state, checkpoint_dir / "best_model.pt")
-    tmp = checkpoint_dir / ".last_optim.pt.tmp"
-    torch.save(optimizer.state_dict(), tmp)
-    tmp.replace(checkpoint_dir / "last_optim.pt")
-    write_json(  # written last: it names the epoch the files above belong to
-        {
-            "epoch": epoch,
-            "history": history,
-            "config": asdict(config),
-            "best_epoch": best.epoch,
-            "best_value": best.value,
-        },
-        checkpoint_dir / "last.json",
-    )
+    previous = _epoch_dirs(checkpoint_dir)
+    with atomic_path(checkpoint_dir / f"{CHECKPOINT_PREFIX}{epoch:06d}") as tmp:
+        tmp.mkdir()
+        save_state_dict(model.state_dict(), tmp / "model.pt")
+        torch.save(optimizer.state_dict(), tmp / "optim.pt")
+        if best.state is not None:
+            if best.improved_at != epoch and previous and (previous[0] / "best_model.pt").exists():
+                os.link(previous[0] / "best_model.pt", tmp / "best_model.pt")  # unchanged
+            else:
+                save_state_dict(best.state, tmp / "best_model.pt")
+        write_json(
+            {
+                "epoch": epoch,
+                "history": history,
+                "config": asdict(config),
+                "best_epoch": best.epoch,
+                "best_value": best.value,
+            },
+            tmp / "meta.json",
+        )
+    for old in _epoch_dirs(checkpoint_dir)[KEEP_CHECKPOINTS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass
@@ -279,14 +326,23 @@ def train(
     start_epoch = 1
     best = _Best(config.select_mode)
     if checkpoint_dir is not None:
-        meta = _load_checkpoint(Path(checkpoint_dir), model, optimizer)
+        meta, notes = _load_checkpoint(Path(checkpoint_dir), model, optimizer)
         if meta is not None:
             start_epoch = int(meta["epoch"]) + 1
             result.history = list(meta["history"])
             result.resumed_from_epoch = int(meta["epoch"])
             if meta.get("best_epoch") is not None:
                 best.epoch, best.value = int(meta["best_epoch"]), float(meta["best_value"])
-                best.state = load_state_dict(Path(checkpoint_dir) / "best_model.pt")
+                best.state = meta["best_state"]
+        if notes:
+            where = (
+                f"resuming after epoch {result.resumed_from_epoch}"
+                if meta is not None
+                else "training from scratch"
+            )
+            result.checkpoint_notes = [*notes, where]
+            for note in result.checkpoint_notes:
+                log.warning(note)
 
     rank, world = distributed_world()
     if world > 1:

@@ -141,7 +141,7 @@ def test_resume_keeps_the_best_epoch_across_processes(tmp_path: Path) -> None:
     model_b, loss_fn, batches = _setup()
     cfg_3 = TrainConfig(epochs=3, lr=1e-2, device="cpu", select_by="valid_auc")
     train(model_b, loss_fn, batches, cfg_3, evaluate=_scripted(values), checkpoint_dir=ckpt)
-    assert (ckpt / "best_model.pt").exists()
+    assert (ckpt / "epoch-000003" / "best_model.pt").exists()
     model_c, loss_fn, batches = _setup(seed=123)
     res = train(
         model_c, loss_fn, batches, cfg, evaluate=_scripted(values, start=3), checkpoint_dir=ckpt
