@@ -8,7 +8,9 @@ Where the rows come from a text file they carry their line number in the hidden 
 filter and sort of the loader, so an error names the lines to open:
 
     data/ratings.csv: lines 5, 9: column 'userId': negative ids, e.g. [-1, -7]; ids are
-    non-negative integers (2 rows)
+    non-negative integers (0 <= id < 2**63) (2 rows)
+
+and "lines 5, 9, 12, ..." when more rows offend than the three listed.
 
 Rows without ``LINE`` (an in-memory table, Parquet) are named by their 1-based row number.
 """

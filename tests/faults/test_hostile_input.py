@@ -6,6 +6,7 @@ marker file), then the real code runs on the same folders and must leave no mark
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -160,3 +161,24 @@ def test_the_ml_small_graph_runs_under_a_hostile_root(tmp_path: Path, fault_tabl
         f"dataset, matrix ({matrix.height} pairs), 5/5 checks",
         "nothing; no injected statement ran",
     )
+
+
+# A value wrapped in quotes inside an f-string ('{path}': how SQL literals get built; text
+# for people uses {x!r}) or handed to a shell: the shapes this suite's payloads exploit.
+# bench/ joins the scan once bench_cooc's DuckDB floor takes its paths as parameters.
+SPLICED_SQL = re.compile(r"""f"[^"]*'\{|f'[^']*"\{""")
+SHELL = re.compile(r"shell\s*=\s*True|os\.system\(|os\.popen\(")
+
+
+def test_no_sql_or_shell_text_is_built_from_a_value() -> None:
+    offenders = []
+    for folder in ("recflow", "assets", "jobs", "scripts"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if SPLICED_SQL.search(line) or SHELL.search(line):
+                    offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert offenders == []
+    # the pattern does catch the shape it is meant to
+    assert SPLICED_SQL.search("con.execute(f\"SELECT count(*) FROM '{m}'\")")
+    assert SPLICED_SQL.search("""files = ", ".join(f"'{p}'" for p in inputs)""")
+    assert not SPLICED_SQL.search("con.execute(sql, {'m': m})")
