@@ -104,7 +104,7 @@ def test_missing_required_column(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError) as err:
         load_tenrec(bad_dir(tmp_path, "tenrec_missing_click.csv"), files=("QK-video.csv",))
     e = err.value
-    assert (Path(e.file).name, e.column, e.rows) == ("QK-video.csv", "click", 3)
+    assert (Path(e.file).name, e.column, e.rows, e.lines) == ("QK-video.csv", "click", 3, [1])
     assert "found ['user_id', 'item_id', 'clicked', 'like']" in e.problem
 
 
@@ -112,14 +112,18 @@ def test_non_integer_value(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError, match="not integers") as err:
         load_tenrec(bad_dir(tmp_path, "tenrec_bad_int.csv"), files=("QK-video.csv",))
     e = err.value
-    assert (Path(e.file).name, e.column, e.rows) == ("QK-video.csv", "item_id", 1)
+    assert (Path(e.file).name, e.column, e.rows, e.lines) == ("QK-video.csv", "item_id", 1, [3])
     assert "'abc'" in e.problem
 
 
 def test_too_many_fields(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError, match="more fields") as err:
         load_tenrec(bad_dir(tmp_path, "tenrec_ragged.csv"), files=("QK-video.csv",))
-    assert (Path(err.value.file).name, err.value.rows) == ("QK-video.csv", 2)
+    assert (Path(err.value.file).name, err.value.rows, err.value.lines) == (
+        "QK-video.csv",
+        2,
+        [3, 4],
+    )
 
 
 def test_missing_empty_and_header_only_files(tmp_path: Path) -> None:
@@ -138,11 +142,27 @@ def test_null_id_and_non_binary_click(tmp_path: Path) -> None:
     path.write_text("user_id,item_id,click\n1,10,1\n,11,0\n2,12,1\n")
     with pytest.raises(DataValidationError, match="null") as err:
         load_tenrec(tmp_path, files=("QK-video.csv",))
-    assert (err.value.column, err.value.rows) == ("user_id", 1)
+    assert (err.value.column, err.value.rows, err.value.lines) == ("user_id", 1, [3])
     path.write_text("user_id,item_id,click\n1,10,1\n1,11,2\n2,12,3\n")
     with pytest.raises(DataValidationError, match="allowed set") as err:
         load_tenrec(tmp_path, files=("QK-video.csv",))
-    assert (err.value.column, err.value.rows) == ("click", 2)
+    assert (err.value.column, err.value.rows, err.value.lines) == ("click", 2, [3, 4])
+
+
+def test_lines_are_file_lines_after_sampling_users(tmp_path: Path) -> None:
+    """max_users filters rows before anything is checked; the error still names the line
+    of the file, not the row's place among the sampled ones."""
+    path = tmp_path / "QK-video.csv"
+    path.write_text("user_id,item_id,click\n7,10,1\n1,10,1\n7,11,0\n\n1,12,5\n")
+    with pytest.raises(DataValidationError) as err:
+        load_tenrec(tmp_path, files=("QK-video.csv",), max_users=1)
+    assert str(err.value) == (
+        f"{path}: line 6: column 'click': values outside the allowed set [0, 1], e.g. [5] (1 rows)"
+    )
+    path.write_text("user_id,item_id,click\n3,10,1\n-1,10,1\n")
+    with pytest.raises(DataValidationError, match="negative ids") as err:
+        load_tenrec(tmp_path, files=("QK-video.csv",), max_users=1)
+    assert (err.value.column, err.value.lines) == ("user_id", [3])
 
 
 def test_item_id_beyond_stride(tmp_path: Path) -> None:
@@ -150,4 +170,4 @@ def test_item_id_beyond_stride(tmp_path: Path) -> None:
     path.write_text("user_id,item_id,click\n1,10,1\n1,100,0\n")
     with pytest.raises(DataValidationError, match="item_id_stride") as err:
         load_tenrec(tmp_path, files=("QK-video.csv",), item_id_stride=100)
-    assert (err.value.column, err.value.rows) == ("item_id", 1)
+    assert (err.value.column, err.value.rows, err.value.lines) == ("item_id", 1, [3])
