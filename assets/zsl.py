@@ -36,8 +36,10 @@ from recflow.zsl.evaluate import (
     reconstruction_recall,
     sparse_cosine_similarity_fn,
 )
+from recflow.zsl.hybrid import HybridScorer
 from recflow.zsl.models import METHODS, ZslConfig, train
 from recflow.zsl.pipeline import (
+    build_lexical_index,
     build_vocabulary_folder,
     item_titles,
     load_inputs,
@@ -52,10 +54,14 @@ from recflow.zsl.scorers import (
     TfidfScorer,
     VectorScorer,
 )
+from recflow.zsl.search_index import load_search_index, save_search_index, tune_all
+from recflow.zsl.searcher_evals import known_item_eval, known_item_queries, query_sensitivity
 
 _TEXT = library_defaults(TextConfig)
 _ZSL = library_defaults(ZslConfig)
 CODE_VERSION = "2"
+TFIDF_PRIOR = "tfidf+prior"
+BM25_PRIOR = "bm25+prior"
 MAX_PC1_SHARE = 0.9
 
 
@@ -394,25 +400,23 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
 
     @dg.asset(
         key=zsl_key(dataset, "zsl_queries"),
-        ins=model_ins,
+        ins={**model_ins, "index": dg.AssetIn(key=zsl_key(dataset, "zsl_search_index"))},
         group_name="zsl",
         kinds={"sklearn"},
         code_version=CODE_VERSION,
-        description="Zero-shot retrieval on held-out test queries (≥3 relevant items): R-precision, recall@10/100, NDCG@100 with bootstrap CIs; models alone and with the popularity prior + fallback.",
+        description="Zero-shot retrieval on held-out test queries (≥3 relevant items): R-precision, recall@10/100, NDCG@100 with bootstrap CIs; models alone, with the popularity prior + fallback, and the hybrid search; paired NDCG differences to popularity, TF-IDF+prior and BM25+prior.",
     )
-    def queries_eval(stl: dict, zsl_me: dict, zsl_te: dict):
+    def queries_eval(stl: dict, zsl_me: dict, zsl_te: dict, index: dict):
         ds, inputs, models = _context({"stl": stl, "zsl_me": zsl_me, "zsl_te": zsl_te})
-        _, _, _, split = read_vocabulary_folder(Path(stl["vocab"]))
-        queries = ds.queries()
-        if queries is None or split is None:
-            raise dg.Failure(f"{dataset}: no queries table to evaluate on")
-        test = eval_queries(queries, inputs.item_ids, split, "test")
-        val = eval_queries(queries, inputs.item_ids, split, "validation")
+        test, val = _tag_queries(ds, inputs, stl["vocab"])
         scorers = _scorers(inputs, models)
         for base in list(scorers[2:]):
             beta, _ = tune_prior_weight(base, inputs.popularity, val) if val else (0.0, {})
             scorers.append(PriorEnsembleScorer(base, inputs.popularity, beta))
-        summary, per_query = query_retrieval(scorers, test)
+        scorers += _hybrid_scorers(index, inputs, models)
+        summary, per_query = query_retrieval(
+            scorers, test, more_references=[TFIDF_PRIOR, BM25_PRIOR]
+        )
         curve = recall_curve(scorers, test)
         return dg.Output(
             {"summary": _rows(summary)},
@@ -424,7 +428,144 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
             },
         )
 
-    assets: list = [vocabulary, reconstruction] + ([queries_eval] if queries else [])
+    def _tag_queries(ds, inputs, vocab_path: str):
+        _, _, _, split = read_vocabulary_folder(Path(vocab_path))
+        queries = ds.queries()
+        if queries is None or split is None:
+            raise dg.Failure(f"{dataset}: no queries table to evaluate on")
+        test = eval_queries(queries, inputs.item_ids, split, "test")
+        val = eval_queries(queries, inputs.item_ids, split, "validation")
+        return test, val
+
+    def _hybrid_scorers(index_handle: dict, inputs, models, with_no_prior: bool = False):
+        """bm25+prior and hybrid:<model>+prior at each model's shipped scoring, with the
+        search index's weights (tuned on validation tag queries only)."""
+        index = load_search_index(index_handle["path"])
+        pop = inputs.popularity
+        out = [HybridScorer(index.lexical, None, pop, index.weights("bm25", "none", True))]
+        priors = (True, False) if with_no_prior else (True,)
+        for m, sm in models.items():
+            scoring = sm.meta.get("scoring", "dot")
+            vs = VectorScorer(m, sm.item_vectors, sm.word_vectors, sm.vocab, scoring)
+            for prior in priors:
+                w = index.weights(m, scoring, prior)
+                out.append(HybridScorer(index.lexical, vs, pop if prior else None, w))
+        return out
+
+    @dg.asset(
+        key=zsl_key(dataset, "zsl_search_index"),
+        ins={**model_ins, "vocab": dg.AssetIn(key=vocab_key)},
+        group_name="zsl",
+        kinds={"scipy"},
+        code_version=CODE_VERSION,
+        description="The default search: BM25 over all item text (title with year, text-part tags, genres; no word dropped for rarity) fused with each model's vectors and the popularity prior, title hits first; fusion weights tuned per (model, scoring, prior) on validation tag queries, widening any grid whose edge wins.",
+    )
+    def search_index(stl: dict, zsl_me: dict, zsl_te: dict, vocab: dict, store: StoreResource):
+        ds, inputs, models = _context({"stl": stl, "zsl_me": zsl_me, "zsl_te": zsl_te})
+        _, _, _, split = read_vocabulary_folder(Path(vocab["path"]))
+        queries = ds.queries()
+        val = (
+            eval_queries(queries, inputs.item_ids, split, "validation")
+            if queries is not None and split is not None
+            else []
+        )
+        if not val:
+            raise dg.Failure(f"{dataset}/zsl_search_index: no validation queries to tune on")
+        lexical = build_lexical_index(ds, inputs.item_ids, split)
+        weights, val_ndcg, grid = tune_all(lexical, models, inputs.popularity, val)
+        artifacts = store.store()
+        with artifacts.new_version(f"{dataset}/zsl_search_index") as tmp:
+            save_search_index(
+                tmp,
+                lexical,
+                {m: str(sm.root) for m, sm in models.items()},
+                weights,
+                val_ndcg,
+                len(val),
+            )
+            final = artifacts.final_path(tmp)
+        index = load_search_index(final)
+        rows = [
+            {"config": k, **w.to_dict(), "validation ndcg@100": round(val_ndcg[k], 4)}
+            for k, w in weights.items()
+        ]
+        return dg.Output(
+            {"path": str(final), "default": index.meta["default"]},
+            metadata={
+                "weights": markdown_table(rows),
+                "default": f"{index.default_model} ({index.default_scoring})",
+                "lexical_terms": len(lexical.vocab),
+                "validation_queries": len(val),
+                "grid_points": len(grid),
+                "path": dg.MetadataValue.path(str(final)),
+            },
+        )
+
+    @dg.asset(
+        key=zsl_key(dataset, "zsl_known_items"),
+        ins={**model_ins, "index": dg.AssetIn(key=zsl_key(dataset, "zsl_search_index"))},
+        group_name="zsl",
+        code_version=CODE_VERSION,
+        description="Known-item search: for 300 seeded items, the title with its year, the title alone and the title with one word dropped must find that film. MRR and hit@3 with bootstrap CIs and paired differences to popularity and TF-IDF+prior. No weight was tuned on these queries.",
+    )
+    def known_items(stl: dict, zsl_me: dict, zsl_te: dict, index: dict):
+        ds, inputs, models = _context({"stl": stl, "zsl_me": zsl_me, "zsl_te": zsl_te})
+        _, val = _tag_queries(ds, inputs, stl["vocab"])
+        queries = known_item_queries(ds.items(), inputs.item_ids)
+        scorers = _searcher_scorers(inputs, models, index, val)
+        summary, by_kind, _ = known_item_eval(
+            scorers, queries, references=["popularity", TFIDF_PRIOR, BM25_PRIOR]
+        )
+        return dg.Output(
+            {"summary": _rows(summary), "by_kind": _rows(by_kind)},
+            metadata={
+                "summary": markdown_table(_rows(summary)),
+                "by kind": markdown_table(_rows(by_kind)),
+                "queries": queries.height,
+                "examples": markdown_table(queries.head(9).to_dicts()),
+            },
+        )
+
+    @dg.asset(
+        key=zsl_key(dataset, "zsl_query_sensitivity"),
+        ins={**model_ins, "index": dg.AssetIn(key=zsl_key(dataset, "zsl_search_index"))},
+        group_name="zsl",
+        code_version=CODE_VERSION,
+        description="Does the answer depend on the query? Over the test tag queries a method knows a word of: mean share of its top 10 in the popularity top 10 (CI), and mean Jaccard between two queries' top 10s.",
+    )
+    def sensitivity(stl: dict, zsl_me: dict, zsl_te: dict, index: dict):
+        ds, inputs, models = _context({"stl": stl, "zsl_me": zsl_me, "zsl_te": zsl_te})
+        test, val = _tag_queries(ds, inputs, stl["vocab"])
+        scorers = _searcher_scorers(inputs, models, index, val, with_no_prior=True)
+        summary = query_sensitivity(scorers, [q for q, _ in test], inputs.popularity)
+        return dg.Output(
+            {"summary": _rows(summary)},
+            metadata={"summary": markdown_table(_rows(summary)), "queries": len(test)},
+        )
+
+    def _searcher_scorers(inputs, models, index, val, with_no_prior: bool = False):
+        """Popularity, TF-IDF+prior, each model alone (+prior, and without when asked), and
+        the hybrids: the rows of the searcher-facing evaluations."""
+        tfidf = TfidfScorer(inputs.item_terms, inputs.vocab)
+        beta, _ = tune_prior_weight(tfidf, inputs.popularity, val)
+        out = [
+            PopularityScorer(inputs.popularity),
+            PriorEnsembleScorer(tfidf, inputs.popularity, beta),
+        ]
+        for m, sm in models.items():
+            scoring = sm.meta.get("scoring", "dot")
+            vs = VectorScorer(m, sm.item_vectors, sm.word_vectors, sm.vocab, scoring)
+            if with_no_prior:
+                out.append(vs)
+            b = sm.prior_weight_for(scoring)
+            out.append(PriorEnsembleScorer(vs, inputs.popularity, b or 0.0))
+        return out + _hybrid_scorers(index, inputs, models, with_no_prior)
+
+    assets: list = [vocabulary, reconstruction]
+    if queries:
+        assets += [queries_eval, search_index, sensitivity]
+        if not synthetic:
+            assets.append(known_items)
     for m in METHODS:
         assets += make_model(m)
 

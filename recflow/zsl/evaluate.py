@@ -96,13 +96,15 @@ def query_metrics(scores: np.ndarray | None, relevant: np.ndarray) -> dict[str, 
 def per_query_table(
     scorers: Sequence[QueryScorer], queries: Sequence[tuple[str, np.ndarray]]
 ) -> pl.DataFrame:
-    """One row per (method, query): the metrics and whether the scorer knew any term."""
+    """One row per (method, query): the metrics and whether the scorer knew any term (a
+    popularity fallback, ``last_fallback``, counts as not knowing one)."""
     rows = []
     for sc in scorers:
         for q, rel in queries:
             s = sc.scores(q)
+            known = s is not None and not getattr(sc, "last_fallback", False)
             rows.append(
-                {"method": sc.name, "query": q, "relevant": len(rel), "known": s is not None}
+                {"method": sc.name, "query": q, "relevant": len(rel), "known": known}
                 | query_metrics(s, rel)
             )
     return pl.DataFrame(rows)
@@ -122,10 +124,15 @@ def bootstrap_mean_ci(
 
 
 def summarize(
-    per_query: pl.DataFrame, reference: str | None = "popularity", n_boot: int = 2000, seed: int = 0
+    per_query: pl.DataFrame,
+    reference: str | None = "popularity",
+    n_boot: int = 2000,
+    seed: int = 0,
+    more_references: Sequence[str] = (),
 ) -> pl.DataFrame:
     """Mean of each metric per method with a 95% bootstrap CI, the queries without a known
-    term, and NDCG@100 paired difference to ``reference`` with its CI."""
+    term, and NDCG@100 paired difference to ``reference`` with its CI (``diff_lo/hi``) and
+    to each of ``more_references`` (``ndcg@100_minus_<ref>`` with ``_lo``/``_hi``)."""
     ref = None
     if reference is not None and reference in per_query.get_column("method").unique().to_list():
         ref = per_query.filter(pl.col("method") == reference).sort("query")
@@ -147,6 +154,14 @@ def summarize(
             lo, hi = bootstrap_mean_ci(diff, n_boot, seed)
             row[f"ndcg@100_minus_{reference}"] = float(diff.mean())
             row["diff_lo"], row["diff_hi"] = lo, hi
+        for other in more_references:
+            ref_df = per_query.filter(pl.col("method") == other).sort("query")
+            if ref_df.height != df.height:
+                continue
+            diff = df.get_column("ndcg@100").to_numpy() - ref_df.get_column("ndcg@100").to_numpy()
+            lo, hi = bootstrap_mean_ci(diff, n_boot, seed)
+            col = f"ndcg@100_minus_{other}"
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = float(diff.mean()), lo, hi
         out.append(row)
     return pl.DataFrame(out)
 
@@ -157,12 +172,13 @@ def query_retrieval(
     reference: str | None = "popularity",
     n_boot: int = 2000,
     seed: int = 0,
+    more_references: Sequence[str] = (),
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(summary per method, per-query table) for the given scorers and queries."""
     if not queries:
         raise ValueError("no evaluation queries (check min_relevant and the query split)")
     per_query = per_query_table(scorers, queries)
-    return summarize(per_query, reference, n_boot, seed), per_query
+    return summarize(per_query, reference, n_boot, seed, more_references), per_query
 
 
 def recall_curve(

@@ -16,6 +16,7 @@ from recflow.data.dataset import CanonicalDataset
 from recflow.store import read_json, write_json
 from recflow.text import TextConfig, Vocabulary, build_vocabulary, genre_fields
 from recflow.zsl.inputs import ZslInputs, build_inputs
+from recflow.zsl.lexical import LexicalIndex, title_field
 from recflow.zsl.queries import QuerySplit, tag_text
 
 
@@ -128,3 +129,34 @@ def item_titles(dataset: CanonicalDataset, item_ids: np.ndarray) -> list[str | N
     pos = pl.DataFrame({"item_id": item_ids.astype(np.int64), "_i": np.arange(len(item_ids))})
     joined = pos.join(dataset.items().select("item_id", "title"), on="item_id", how="left")
     return joined.sort("_i").get_column("title").to_list()
+
+
+def build_lexical_index(
+    dataset: CanonicalDataset, item_ids: np.ndarray, tag_split: QuerySplit | None = None
+) -> LexicalIndex:
+    """BM25 index over the items of ``item_ids`` (in that order): title with its year,
+    the ``text`` part of the query strings, genres — the item text the models saw, with
+    no word dropped for rarity."""
+    items = dataset.items()
+    tags = None
+    queries = dataset.queries()
+    if tag_split is not None and queries is not None:
+        tags = tag_text(queries, tag_split)
+    years = items.get_column("year") if "year" in items.columns else None
+    titles = items.get_column("title") if "title" in items.columns else None
+    with_year = [
+        title_field(t, y)
+        for t, y in zip(
+            titles.to_list() if titles is not None else [None] * items.height,
+            years.to_list() if years is not None else [None] * items.height,
+            strict=True,
+        )
+    ]
+    items = items.with_columns(pl.Series("title", with_year, dtype=pl.String))
+    ids, fields = item_text_fields(items, tags)
+    pos = {int(i): r for r, i in enumerate(ids)}
+    missing = [int(i) for i in item_ids if int(i) not in pos]
+    if missing:
+        raise ValueError(f"{len(missing)} indexed items are not in the items table: {missing[:5]}")
+    order = [pos[int(i)] for i in item_ids]
+    return LexicalIndex.build([fields[r] for r in order], [with_year[r] for r in order])

@@ -46,6 +46,32 @@ def test_zsl_group_materializes_and_search_answers(tmp_path, capsys):
         checks[("zsl_te_model", "loss_decreasing")] and checks[("zsl_me_model", "finite_vectors")]
     )
     keys = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
-    assert {"zsl_reconstruction", "zsl_queries", "zsl_synonyms", "zsl_te_refresh"} <= keys
+    assert {
+        "zsl_reconstruction",
+        "zsl_queries",
+        "zsl_synonyms",
+        "zsl_te_refresh",
+        "zsl_search_index",
+        "zsl_query_sensitivity",
+    } <= keys
+    assert checks[("stl_model", "query_dependent")]
     assert main(["search", "bakoti", "--store", root, "--dataset", "synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert "search index" in out and "fusion weights: lexical" in out
+    assert (
+        main(
+            [
+                "search",
+                "bakoti",
+                "--store",
+                root,
+                "--dataset",
+                "synthetic",
+                "--vectors-only",
+                "--model",
+                "zsl_te",
+            ]
+        )
+        == 0
+    )
     assert "zsl_te model" in capsys.readouterr().out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,51 @@ def test_paper_regularization_collapses_stl(ml_small):
     dep = query_dependence(model.item_vectors, model.word_vectors, inputs.vocab)
     assert dep["pc1_share"] > 0.95 and dep["word_cos_to_mean"] > 0.95, dep
     assert np.isfinite(dep["pairwise_jaccard@10"])
+
+
+@pytest.fixture(scope="module")
+def ml_small_hybrid(ml_small, ml_small_models):
+    """The search index as the asset builds it: BM25 + ZSL_ME, tuned on validation tags."""
+    from recflow.zsl.hybrid import HybridScorer
+    from recflow.zsl.pipeline import build_lexical_index
+    from recflow.zsl.queries import eval_queries
+    from recflow.zsl.search_index import tune_all
+    from tests.zsl.conftest import ML_SMALL_SPLIT
+
+    ds, inputs = ml_small
+    lexical = build_lexical_index(ds, inputs.item_ids, ML_SMALL_SPLIT)
+    val = eval_queries(ds.queries(), inputs.item_ids, ML_SMALL_SPLIT, "validation")
+    model = ml_small_models["zsl_me"]
+    saved = SimpleNamespace(  # what tune_all reads of a saved model
+        item_vectors=model.item_vectors, word_vectors=model.word_vectors, vocab=inputs.vocab
+    )
+    weights, _, _ = tune_all(lexical, {"zsl_me": saved}, inputs.popularity, val, ["dot"])
+    vs = VectorScorer("zsl_me", model.item_vectors, model.word_vectors, inputs.vocab)
+    return HybridScorer(lexical, vs, inputs.popularity, weights["zsl_me/dot/prior"]), inputs
+
+
+def _titles(inputs, ds, scores, k):
+    import polars as pl
+
+    ids = inputs.item_ids[top_k(scores, k)]
+    items = ds.items().filter(pl.col("item_id").is_in(ids.tolist()))
+    by_id = dict(zip(items.get_column("item_id"), items.get_column("title"), strict=True))
+    return [by_id[i] for i in ids]
+
+
+def test_hybrid_finds_films_by_title_and_answers_the_query(ml_small, ml_small_hybrid):
+    ds, _ = ml_small
+    hybrid, inputs = ml_small_hybrid
+    assert _titles(inputs, ds, hybrid.scores("godfather"), 3) == [
+        "The Godfather",
+        "The Godfather: Part II",
+        "The Godfather: Part III",
+    ]
+    assert _titles(inputs, ds, hybrid.scores("toy story"), 1) == ["Toy Story"]
+    assert _titles(inputs, ds, hybrid.scores("Shawshank Redemption"), 1) == [
+        "The Shawshank Redemption"
+    ]
+    assert "The Godfather" in _titles(inputs, ds, hybrid.scores("mafia"), 10)
+    a = set(_titles(inputs, ds, hybrid.scores("animation"), 10))
+    b = set(_titles(inputs, ds, hybrid.scores("mafia"), 10))
+    assert len(a & b) <= 2, a & b

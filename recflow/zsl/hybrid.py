@@ -1,0 +1,199 @@
+"""Hybrid search: BM25 over item text, ZSL vectors and a popularity prior, fused by score.
+
+    s_i = a · z(bm25_i) + c · z(vec_i) + β · z(log(1 + pop_i))
+
+with z(·) standardizing over items (``ensemble.standardize``), so the weights compare
+across queries. Title hits (``lexical.LexicalIndex``) are then lifted above every other
+item, the fullest title match first, each tier ordered by s. A query that neither the
+lexical index nor the model knows falls back to the prior alone (flagged), or to nothing
+when the prior is off. Weights are chosen on validation queries by ``tune_fusion`` for
+each (model, scoring, prior on/off) separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from recflow.metrics import ndcg_at_k
+from recflow.text import encode_query
+from recflow.zsl.ensemble import standardize
+from recflow.zsl.lexical import LexicalIndex, LexicalMatch
+from recflow.zsl.ranking import top_k
+from recflow.zsl.scorers import VectorScorer
+
+WEIGHT_GRID = (0.0, 0.125, 0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0, 5.6, 8.0)  # ×√2 steps
+MAX_WIDENINGS = 8
+TITLE_SCALE = 1e4  # coverage steps (≥ 1/400 for titles under 20 words) outweigh any s-span
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    """a (lexical), c (vector) and β (prior) of the fused score."""
+
+    lexical: float = 1.0
+    vector: float = 1.0
+    prior: float = 1.0
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class HybridParts:
+    """One query, decomposed: the weighted parts per item and what matched."""
+
+    lexical: np.ndarray  # a · z(bm25)
+    vector: np.ndarray  # c · z(vec)
+    prior: np.ndarray  # β · z(prior)
+    match: LexicalMatch
+    vector_known: list[str]  # model-vocabulary terms of the query
+    fallback: bool  # nothing known: the prior alone
+    empty: bool  # nothing known and no prior: no answer
+
+    @property
+    def fused(self) -> np.ndarray:
+        return self.lexical + self.vector + self.prior
+
+
+def title_first(fused: np.ndarray, match: LexicalMatch) -> np.ndarray:
+    """Scores that rank title hits first (fuller title coverage first), then by ``fused``."""
+    hit = match.title_hit
+    if not hit.any():
+        return fused
+    lo, hi = float(fused.min()), float(fused.max())
+    span = hi - lo + 1.0
+    out = fused.copy()
+    out[hit] = hi + span + TITLE_SCALE * span * match.title_coverage[hit] + (fused[hit] - lo)
+    return out
+
+
+class HybridScorer:
+    """``QueryScorer`` of the fused score; ``parts`` explains it."""
+
+    def __init__(
+        self,
+        lexical: LexicalIndex,
+        vector: VectorScorer | None,
+        popularity: np.ndarray | None,
+        weights: FusionWeights,
+        name: str | None = None,
+    ) -> None:
+        if popularity is not None and len(popularity) != lexical.n_items:
+            raise ValueError("popularity and the lexical index disagree on the item count")
+        self.lexical = lexical
+        self.vector = vector
+        self.weights = weights
+        self.prior = (
+            None if popularity is None else standardize(np.log1p(popularity.astype(np.float64)))
+        )
+        model = vector.name if vector is not None else "bm25"
+        self.name = name or (f"hybrid:{model}" if vector is not None else "bm25")
+        if self.prior is not None and name is None:
+            self.name += "+prior"
+        self.last_fallback = False
+
+    def parts(self, query: str) -> HybridParts:
+        w = self.weights
+        n = self.lexical.n_items
+        match = self.lexical.match(query)
+        zeros = np.zeros(n)
+        lex = w.lexical * standardize(match.scores) if match.known and w.lexical else zeros
+        vec, vector_known = zeros, []
+        if self.vector is not None:
+            enc = encode_query(query, self.vector.vocab, self.vector.bigrams)
+            vector_known = [self.vector.vocab.terms[i] for i in dict.fromkeys(enc.known)]
+            s = self.vector.scores(query) if w.vector else None
+            if s is not None:
+                vec = w.vector * standardize(s)
+        known = bool(match.known) or bool(vector_known)
+        use_prior = self.prior is not None and w.prior > 0
+        if not known:
+            prior = self.prior.copy() if use_prior else zeros
+            return HybridParts(zeros, zeros, prior, match, [], use_prior, not use_prior)
+        prior = w.prior * self.prior if use_prior else zeros
+        return HybridParts(lex, vec, prior, match, vector_known, False, False)
+
+    def scores(self, query: str) -> np.ndarray | None:
+        p = self.parts(query)
+        self.last_fallback = p.fallback
+        if p.empty:
+            return None
+        return title_first(p.fused, p.match)
+
+
+def _widen(grid: list[float]) -> list[float]:
+    return [*grid, grid[-1] * 2**0.5, grid[-1] * 2]
+
+
+def tune_fusion(
+    lexical: LexicalIndex,
+    vector: VectorScorer | None,
+    popularity: np.ndarray | None,
+    queries: Sequence[tuple[str, np.ndarray]],
+    use_prior: bool = True,
+    grid: Sequence[float] = WEIGHT_GRID,
+    k: int = 100,
+) -> tuple[FusionWeights, list[dict[str, float]]]:
+    """Weights with the best mean NDCG@k on validation (query, relevant) pairs.
+
+    The vector weight is fixed at 1 (the scale of s does not change a ranking), the
+    lexical weight and β range over ``grid``; when the best value of either is the top of
+    its grid, that grid is doubled and the search repeated (up to ``MAX_WIDENINGS``
+    times), so the winner is never on an edge that could move. Ties go to the smaller
+    weights. Without a vector part, a = 1 and β is searched. Returns the weights and
+    every evaluated point (for the asset metadata).
+    """
+    if not queries:
+        raise ValueError("need at least one validation query to tune the fusion weights")
+    n = lexical.n_items
+    prior = (
+        standardize(np.log1p(popularity.astype(np.float64)))
+        if popularity is not None and use_prior
+        else None
+    )
+    cached = []
+    for q, rel in queries:
+        m = lexical.match(q)
+        zl = standardize(m.scores) if m.known else np.zeros(n)
+        s = vector.scores(q) if vector is not None else None
+        zv = standardize(s) if s is not None else np.zeros(n)
+        cached.append((m, zl, zv, bool(m.known) or s is not None, rel))
+
+    def evaluate(a: float, c: float, beta: float) -> float:
+        vals = []
+        for m, zl, zv, known, rel in cached:
+            if not known:
+                if prior is None:
+                    vals.append(0.0)
+                    continue
+                total = prior
+            else:
+                total = a * zl + c * zv + (beta * prior if prior is not None else 0.0)
+            vals.append(ndcg_at_k(top_k(title_first(total, m), k), rel, k))
+        return float(np.mean(vals))
+
+    results: dict[tuple[float, float, float], float] = {}
+    lex_grid = list(grid) if vector is not None else [1.0]
+    prior_grid = list(grid) if prior is not None else [0.0]
+    c = 1.0 if vector is not None else 0.0
+    for _ in range(MAX_WIDENINGS + 1):
+        for a in lex_grid:
+            for beta in prior_grid:
+                if (a, c, beta) not in results:
+                    results[(a, c, beta)] = evaluate(a, c, beta)
+        best = min(results, key=lambda p: (-results[p], p[0] + p[2], p))
+        widened = False
+        if vector is not None and best[0] == lex_grid[-1] and lex_grid[-1] > 0:
+            lex_grid, widened = _widen(lex_grid), True
+        if prior is not None and best[2] == prior_grid[-1] and prior_grid[-1] > 0:
+            prior_grid, widened = _widen(prior_grid), True
+        if not widened:
+            break
+    table = [
+        {"lexical": a, "vector": cc, "prior": b, f"ndcg@{k}": v}
+        for (a, cc, b), v in sorted(results.items())
+    ]
+    return FusionWeights(best[0], best[1], best[2]), table

@@ -1,0 +1,135 @@
+"""The hybrid search index on disk: a BM25 index, the models it fuses, tuned weights.
+
+Folder layout::
+
+    fusion.json           format, model folders, weights per "<model>/<scoring>/<prior|no_prior>",
+                          their validation NDCG@100, the default model and scoring
+    lexical_vocab.parquet the lexical vocabulary (every term of the item text)
+    lexical.npz           BM25 weights, title words and title years (plain arrays)
+
+Weights are tuned on the validation tag queries only (``hybrid.tune_fusion``), never on
+the test tags or on the known-item queries that evaluate them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recflow.store import read_json, write_json
+from recflow.zsl.hybrid import FusionWeights, tune_fusion
+from recflow.zsl.lexical import LexicalIndex
+from recflow.zsl.scorers import SCORINGS, VectorScorer
+
+FORMAT = 1
+
+
+def weight_key(model: str, scoring: str, prior: bool) -> str:
+    return f"{model}/{scoring}/{'prior' if prior else 'no_prior'}"
+
+
+@dataclass
+class SearchIndex:
+    """A search-index folder read back."""
+
+    root: Path
+    meta: dict[str, Any]
+    lexical: LexicalIndex
+
+    @property
+    def models(self) -> dict[str, str]:
+        return self.meta["models"]
+
+    @property
+    def default_model(self) -> str:
+        return self.meta["default"]["model"]
+
+    @property
+    def default_scoring(self) -> str:
+        return self.meta["default"]["scoring"]
+
+    def weights(self, model: str, scoring: str, prior: bool) -> FusionWeights:
+        key = weight_key(model, scoring, prior)
+        if key not in self.meta["weights"]:
+            raise KeyError(f"{self.root}: no fusion weights for {key}")
+        return FusionWeights(**self.meta["weights"][key])
+
+
+def tune_all(
+    lexical: LexicalIndex,
+    models: Mapping[str, Any],
+    popularity: np.ndarray | None,
+    validation: Sequence[tuple[str, np.ndarray]],
+    scorings: Sequence[str] = SCORINGS,
+) -> tuple[dict[str, FusionWeights], dict[str, float], list[dict[str, Any]]]:
+    """Fusion weights for every (model, scoring, prior on/off) and the lexical-only
+    ``bm25`` entry. ``models``: name → an object with ``item_vectors``, ``word_vectors``
+    and ``vocab`` (a saved or trained model). Returns weights, their validation NDCG@100
+    and the whole search grid as rows."""
+    weights: dict[str, FusionWeights] = {}
+    scores: dict[str, float] = {}
+    grid_rows: list[dict[str, Any]] = []
+    configs: list[tuple[str, str, VectorScorer | None]] = [("bm25", "none", None)]
+    for name, m in models.items():
+        for scoring in scorings:
+            vs = VectorScorer(name, m.item_vectors, m.word_vectors, m.vocab, scoring)
+            configs.append((name, scoring, vs))
+    priors = (True, False) if popularity is not None else (False,)
+    for name, scoring, vs in configs:
+        for prior in priors:
+            key = weight_key(name, scoring, prior)
+            w, table = tune_fusion(lexical, vs, popularity, validation, use_prior=prior)
+            weights[key] = w
+            scores[key] = max(r["ndcg@100"] for r in table)
+            grid_rows += [{"config": key} | r for r in table]
+    return weights, scores, grid_rows
+
+
+def save_search_index(
+    out_dir: str | Path,
+    lexical: LexicalIndex,
+    model_dirs: Mapping[str, str],
+    weights: Mapping[str, FusionWeights],
+    validation_ndcg: Mapping[str, float],
+    validation_queries: int,
+) -> Path:
+    """Write the folder; the default (model, scoring) is the best on validation with the
+    prior (ties: the order of ``model_dirs``, dot before cosine)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lexical.save(out)
+    candidates = [
+        (m, s) for m in model_dirs for s in SCORINGS if weight_key(m, s, True) in weights
+    ] or [(m, s) for m in model_dirs for s in SCORINGS if weight_key(m, s, False) in weights]
+    if not candidates:
+        raise ValueError("no tuned weights for any model")
+    prior = weight_key(*candidates[0], True) in weights
+
+    def val(c: tuple[str, str]) -> float:
+        return validation_ndcg.get(weight_key(*c, prior), float("-inf"))
+
+    best = max(candidates, key=lambda c: (val(c), -candidates.index(c)))
+    meta = {
+        "format": FORMAT,
+        "models": dict(model_dirs),
+        "weights": {k: w.to_dict() for k, w in weights.items()},
+        "validation_ndcg@100": dict(validation_ndcg),
+        "validation_queries": validation_queries,
+        "default": {"model": best[0], "scoring": best[1]},
+    }
+    write_json(meta, out / "fusion.json")
+    return out
+
+
+def load_search_index(folder: str | Path) -> SearchIndex:
+    root = Path(folder)
+    if not (root / "fusion.json").exists():
+        raise FileNotFoundError(f"{root}: not a search index (no fusion.json)")
+    meta = read_json(root / "fusion.json")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{root}: search index format {meta.get('format')}, expected {FORMAT}")
+    return SearchIndex(root, meta, LexicalIndex.load(root))

@@ -1,0 +1,163 @@
+"""The fused score by hand, title hits first, fallbacks, and tuning that leaves no edge."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recflow.text import Vocabulary
+from recflow.zsl.ensemble import standardize
+from recflow.zsl.hybrid import FusionWeights, HybridScorer, tune_fusion
+from recflow.zsl.lexical import LexicalIndex, title_field
+from recflow.zsl.ranking import top_k
+from recflow.zsl.scorers import VectorScorer
+from recflow.zsl.searcher_evals import (
+    known_item_eval,
+    known_item_queries,
+    query_sensitivity,
+    rank_of,
+)
+
+TITLES = [
+    title_field("The Godfather", 1972),
+    title_field("Goodfellas", 1990),
+    title_field("Toy Story", 1995),
+    title_field("Dark City", 1998),
+]
+FIELDS = [[TITLES[0], "mafia", "Crime"], [TITLES[1], "mafia", "Crime"], [TITLES[2]], [TITLES[3]]]
+POP = np.array([10, 50, 100, 5])
+VOCAB = Vocabulary(["mafia", "toys"], np.array([2, 1]))
+WORDS = np.array([[1.0, 0.0], [0.0, 1.0]])
+ITEMS = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+
+
+def scorer(weights, popularity=POP):
+    index = LexicalIndex.build(FIELDS, TITLES)
+    vs = VectorScorer("toy", ITEMS, WORDS, VOCAB)
+    return HybridScorer(index, vs, popularity, weights), index
+
+
+def test_fused_score_by_hand():
+    sc, index = scorer(FusionWeights(lexical=0.5, vector=2.0, prior=0.25))
+    p = sc.parts("mafia")
+    lex = 0.5 * standardize(index.match("mafia").scores)
+    vec = 2.0 * standardize(ITEMS @ WORDS[0])
+    prior = 0.25 * standardize(np.log1p(POP.astype(float)))
+    np.testing.assert_allclose(p.fused, lex + vec + prior)
+    assert not p.match.title_hit.any()
+    np.testing.assert_allclose(sc.scores("mafia"), lex + vec + prior)
+    assert sc.name == "hybrid:toy+prior"
+
+
+def test_title_hits_rank_first_whatever_the_weights():
+    sc, _ = scorer(FusionWeights(lexical=0.0, vector=1.0, prior=100.0))
+    # by prior alone Toy Story (100) leads; "godfather" names The Godfather's title
+    assert top_k(sc.scores("godfather"), 1).tolist() == [0]
+    assert top_k(sc.scores("goodfellas 1990"), 1).tolist() == [1]
+    assert top_k(sc.scores("mafia"), 1).tolist() == [2]  # no title hit: the prior decides
+
+
+def test_fallbacks():
+    sc, _ = scorer(FusionWeights(1.0, 1.0, 1.0))
+    s = sc.scores("zombies")
+    assert sc.last_fallback and top_k(s, 1).tolist() == [2]  # the most popular
+    no_prior, _ = scorer(FusionWeights(1.0, 1.0, 0.0), popularity=None)
+    assert no_prior.scores("zombies") is None and no_prior.name == "hybrid:toy"
+    # a word only the lexical index knows still answers (no fallback)
+    assert top_k(no_prior.scores("city"), 1).tolist() == [3] and not no_prior.last_fallback
+
+
+class Adversarial:
+    """A vector part that ranks the relevant (popular) items last."""
+
+    name = "adversarial"
+
+    def __init__(self, popularity):
+        self.s = -np.log1p(popularity.astype(float))
+
+    def scores(self, query):
+        return self.s
+
+
+def test_tuning_widens_a_grid_whose_top_wins():
+    rng = np.random.default_rng(0)
+    n = 60
+    pop = rng.integers(1, 1000, n)
+    fields = [[f"item{i}"] for i in range(n)]
+    index = LexicalIndex.build(fields, [None] * n)
+    relevant = top_k(np.log1p(pop.astype(float)), 5)
+    queries = [("anything", relevant)]
+    # total = z(vec) + β z(prior) = (β − 1) z(prior): only β > 1 ranks the relevant first
+    w, table = tune_fusion(index, Adversarial(pop), pop, queries, grid=(0.0, 0.5, 1.0))
+    assert w.prior > 1.0 and w.lexical == 0.0
+    assert max(r["prior"] for r in table) > w.prior  # the winner is not the top edge
+    best = max(r["ndcg@100"] for r in table)
+    assert best == pytest.approx(1.0)
+
+
+def test_known_item_queries_and_ranks():
+    items = pl.DataFrame(
+        {
+            "item_id": [7, 8, 9],
+            "title": ["Toy Story", "Heat", None],
+            "year": [1995, 1995, 2000],
+        }
+    )
+    q = known_item_queries(items, np.array([9, 8, 7]), n_items=10, seed=0)
+    got = {(k, s) for k, s, _, _ in q.iter_rows()}
+    assert ("title_year", "Toy Story (1995)") in got and ("title", "Heat") in got
+    drops = q.filter(pl.col("kind") == "drop_word").get_column("query").to_list()
+    assert drops in (["Toy"], ["Story"])  # "Heat" has one word: no dropped-word query
+    assert set(q.get_column("index").to_list()) == {1, 2}  # index order of the model
+    # rank_of agrees with top_k's order, ties included
+    s = np.array([0.5, 0.9, 0.5, 0.1, 0.9])
+    order = top_k(s, 5).tolist()
+    assert [rank_of(s, i) for i in range(5)] == [order.index(i) + 1 for i in range(5)]
+
+
+def test_known_item_eval_by_hand():
+    class Fixed:
+        name = "fixed"
+
+        def scores(self, query):
+            return np.array([0.0, 1.0, 2.0]) if query == "a" else None
+
+    q = pl.DataFrame(
+        {"kind": ["title", "title"], "query": ["a", "b"], "item_id": [1, 2], "index": [1, 2]}
+    )
+    summary, by_kind, per_query = known_item_eval([Fixed()], q, references=())
+    # "a": item 1 at rank 2 (rr 0.5, hit@3); "b": no answer (0, 0)
+    row = summary.to_dicts()[0]
+    assert row["mrr"] == pytest.approx(0.25) and row["hit@3"] == pytest.approx(0.5)
+    assert per_query.get_column("rank").to_list() == [2, -1]
+    assert by_kind.get_column("kind").to_list() == ["title"]
+
+
+def test_query_sensitivity_by_hand():
+    pop = np.arange(20)
+
+    class Popular:
+        name = "popular"
+
+        def scores(self, query):
+            return pop.astype(float)
+
+    class PerQuery:
+        name = "per_query"
+
+        def scores(self, query):
+            s = np.zeros(20)
+            s[:10] = 1.0 if query == "a" else 0.0
+            s[10:] = 0.0 if query == "a" else 1.0
+            return s
+
+    out = {
+        r["method"]: r
+        for r in query_sensitivity([Popular(), PerQuery()], ["a", "b"], pop).to_dicts()
+    }
+    assert out["popular"]["popularity_overlap@10"] == 1.0
+    assert out["popular"]["pairwise_jaccard@10"] == 1.0
+    # "a" → items 0..9 (none popular), "b" → items 10..19 (the popular top 10)
+    assert out["per_query"]["popularity_overlap@10"] == pytest.approx(0.5)
+    assert out["per_query"]["pairwise_jaccard@10"] == 0.0
