@@ -31,10 +31,12 @@ order (dropout aside). Only rank 0 reports progress and writes checkpoints.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -47,7 +49,7 @@ from torch import nn
 
 from recflow.device import resolve_device
 from recflow.progress import ProgressFn
-from recflow.store import atomic_path, load_state_dict, read_json, save_state_dict, write_json
+from recflow.store import load_state_dict, read_json, save_state_dict, write_json
 
 Batch = Any
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -238,6 +240,15 @@ def _load_checkpoint(
     return None, notes
 
 
+def _link(src_dir: Path, dst_dir: Path, name: str) -> bool:
+    """Hard-link an unchanged file into the new checkpoint; False when it cannot be."""
+    try:
+        os.link(src_dir / name, dst_dir / name)
+    except OSError:  # gone (another run's cleanup) or a filesystem without links
+        return False
+    return True
+
+
 def _save_checkpoint(
     checkpoint_dir: Path,
     model: nn.Module,
@@ -251,15 +262,16 @@ def _save_checkpoint(
     drop all but the newest ``KEEP_CHECKPOINTS``."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     previous = _epoch_dirs(checkpoint_dir)
-    with atomic_path(checkpoint_dir / f"{CHECKPOINT_PREFIX}{epoch:06d}") as tmp:
-        tmp.mkdir()
+    final = checkpoint_dir / f"{CHECKPOINT_PREFIX}{epoch:06d}"
+    tmp = checkpoint_dir / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
         save_state_dict(model.state_dict(), tmp / "model.pt")
         torch.save(optimizer.state_dict(), tmp / "optim.pt")
-        if best.state is not None:
-            if best.improved_at != epoch and previous and (previous[0] / "best_model.pt").exists():
-                os.link(previous[0] / "best_model.pt", tmp / "best_model.pt")  # unchanged
-            else:
-                save_state_dict(best.state, tmp / "best_model.pt")
+        if best.state is not None and not (
+            best.improved_at != epoch and previous and _link(previous[0], tmp, "best_model.pt")
+        ):
+            save_state_dict(best.state, tmp / "best_model.pt")
         write_json(
             {
                 "epoch": epoch,
@@ -270,6 +282,15 @@ def _save_checkpoint(
             },
             tmp / "meta.json",
         )
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            # another run with the same checkpoint folder (same data and config, hence the
+            # same epoch) got there first: its folder is as good as ours
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     for old in _epoch_dirs(checkpoint_dir)[KEEP_CHECKPOINTS:]:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -168,3 +168,23 @@ def test_selection_settings_are_checked() -> None:
         TrainConfig(patience=2)
     with pytest.raises(ValueError, match="select_mode"):
         TrainConfig(select_mode="best")
+
+
+def test_a_checkpoint_epoch_another_run_wrote_first_is_kept(tmp_path: Path) -> None:
+    """Two runs on one checkpoint folder (same data and config) both write epoch 2: the
+    second rename finds the folder there and keeps it instead of failing the run."""
+    ckpt = tmp_path / "ckpt"
+    model, loss_fn, batches = _setup()
+
+    def other_run_writes_epoch_2(step: int, total: int, values: dict[str, float]) -> None:
+        if step == 1:
+            (ckpt / "epoch-000002").mkdir()
+            (ckpt / "epoch-000002" / "meta.json").write_text('{"epoch": 2, "by": "other"}')
+
+    cfg = TrainConfig(epochs=3, lr=1e-2, device="cpu", log_every=10_000)
+    res = train(
+        model, loss_fn, batches, cfg, checkpoint_dir=ckpt, on_progress=other_run_writes_epoch_2
+    )
+    assert [r["epoch"] for r in res.history] == [1, 2, 3]
+    assert "other" in (ckpt / "epoch-000002" / "meta.json").read_text()
+    assert sorted(p.name for p in ckpt.iterdir()) == ["epoch-000002", "epoch-000003"]
