@@ -25,11 +25,13 @@ from recflow.report import (
 )
 from recflow.store import write_json
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 REPORT_NAME = "report"
 
 EVALUATIONS = (
     "zsl_queries",
+    "zsl_known_items",
+    "zsl_query_sensitivity",
     "zsl_reconstruction",
     "zsl_synonyms",
     "finetune_comparison",
@@ -75,7 +77,7 @@ def build_sections(handles: Mapping[str, Mapping[str, Any]]) -> list[Section]:
     sections = []
     zsl = {
         n: handles[f"zsl_{n}"]
-        for n in ("queries", "reconstruction", "synonyms")
+        for n in ("queries", "known_items", "query_sensitivity", "reconstruction", "synonyms")
         if f"zsl_{n}" in handles
     }
     if zsl:

@@ -25,12 +25,15 @@ from typing import Any
 # and TF-IDF scorers of ``recflow.zsl.scorers`` (also "<name>+prior" and "<name> (…)").
 # MKT: the count-table references of ``recflow.mkt.experiment.REFERENCES``.
 SEQ_BASELINES = frozenset({"majority", "logreg_bag_of_items", "popularity"})
-ZSL_BASELINES = frozenset({"popularity", "random", "tfidf"})
+ZSL_BASELINES = frozenset({"popularity", "random", "tfidf", "bm25"})
 MKT_BASELINES = frozenset({"rate_target", "rate_both"})
 
 COLD_START_METRICS = ("ndcg@5", "hr@5", "recall@20")
 ATTRIBUTE_METRICS = ("accuracy", "macro_f1")
 QUERY_METRICS = ("ndcg@100", "recall@10", "recall@100")
+KNOWN_ITEM_METRICS = ("mrr", "hit@3")
+SENSITIVITY_METRICS = ("off_popularity@10",)
+PAIRED_REFERENCES = ("tfidf+prior", "popularity")
 RECONSTRUCTION_METRICS = ("recall",)
 MKT_METRICS = ("gauc_mean", "auc_mean")
 
@@ -399,24 +402,99 @@ def _numeric_columns(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def paired_cells(
+    rows: Sequence[Mapping[str, Any]], metric: str, references: Sequence[str] = PAIRED_REFERENCES
+) -> list[dict[str, Any]]:
+    """Rows with a text column per reference, ``"+0.0120 [-0.0030, +0.0270]"``, from the
+    paired-difference columns an evaluation wrote (``<metric>_minus_<ref>`` and its
+    ``_lo``/``_hi``, or the older ``diff_lo``/``diff_hi`` for popularity)."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        for ref in references:
+            col = f"{metric}_minus_{ref}"
+            v = _number(r.get(col))
+            lo = _number(r.get(f"{col}_lo", r.get("diff_lo") if ref == "popularity" else None))
+            hi = _number(r.get(f"{col}_hi", r.get("diff_hi") if ref == "popularity" else None))
+            if v is None or r.get("method") == ref:
+                continue
+            cell = signed(v) + (f" [{signed(lo)}, {signed(hi)}]" if lo is not None else "")
+            r[f"{metric} − {ref} (paired 95% CI)"] = cell
+        out.append(r)
+    return out
+
+
+def sensitivity_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``off_popularity@10`` = 1 − overlap with the popularity top 10 (higher = the answer
+    depends more on the query), its CI flipped; the raw columns stay as extras."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        v = _number(r.get("popularity_overlap@10"))
+        lo, hi = (
+            _number(r.get("popularity_overlap@10_lo")),
+            _number(r.get("popularity_overlap@10_hi")),
+        )
+        if v is not None:
+            r["off_popularity@10"] = 1.0 - v
+            if lo is not None and hi is not None:
+                r["off_popularity@10_lo"], r["off_popularity@10_hi"] = 1.0 - hi, 1.0 - lo
+        out.append(r)
+    return out
+
+
 def zsl_section(
     queries: Sequence[Mapping[str, Any]] | None = None,
     reconstruction: Sequence[Mapping[str, Any]] | None = None,
     synonyms: Sequence[Mapping[str, Any]] | None = None,
+    known_items: Sequence[Mapping[str, Any]] | None = None,
+    query_sensitivity: Sequence[Mapping[str, Any]] | None = None,
 ) -> Section:
     """Zero-shot search: test queries and planted synonyms (ndcg@100, recall@10/100 with
-    their bootstrap CIs), correlation reconstruction (recall)."""
+    their bootstrap CIs and paired differences), known-item queries (MRR, hit@3), query
+    sensitivity (1 − overlap with the popularity top 10), correlation reconstruction."""
     section = Section(
         "Zero-shot search from co-consumption (ZSL)",
         "ZSL",
         intro=(
             "STL / ZSL_ME / ZSL_TE word and item vectors (and each with the popularity "
-            f"prior); baselines: {', '.join(sorted(ZSL_BASELINES))} (and with the prior)."
+            "prior), and the hybrid search (hybrid:<model>: BM25 + the model's vectors + "
+            f"the prior, title hits first); baselines: {', '.join(sorted(ZSL_BASELINES))} "
+            "(and with the prior)."
         ),
     )
     query_spec = FamilySpec(QUERY_METRICS, ZSL_BASELINES, extras=("queries", "no_known_term"))
     if queries is not None:
-        section.tasks.append(task_report("test queries", queries, query_spec))
+        rows = paired_cells(queries, "ndcg@100")
+        section.tasks.append(task_report("test queries", rows, query_spec))
+    if known_items is not None:
+        spec = FamilySpec(KNOWN_ITEM_METRICS, ZSL_BASELINES, extras=("queries",))
+        rows = paired_cells(known_items, "mrr")
+        section.tasks.append(
+            task_report(
+                "known-item queries",
+                rows,
+                spec,
+                note="a film's title with its year, without it, or with one word dropped; "
+                "the answer is that film. No weight was tuned on these queries.",
+            )
+        )
+    if query_sensitivity is not None:
+        spec = FamilySpec(
+            SENSITIVITY_METRICS,
+            ZSL_BASELINES,
+            extras=("known_queries", "popularity_overlap@10", "pairwise_jaccard@10"),
+        )
+        section.tasks.append(
+            task_report(
+                "query sensitivity",
+                sensitivity_rows(query_sensitivity),
+                spec,
+                note="over the test tag queries a method knows a word of: off_popularity@10 "
+                "= 1 − the share of its top 10 in the popularity top 10; pairwise_jaccard@10 "
+                "= overlap of two queries' top 10s (1.0: the query does not matter).",
+            )
+        )
     if synonyms is not None:
         section.tasks.append(task_report("planted synonyms", synonyms, query_spec))
     if reconstruction is not None:

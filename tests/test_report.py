@@ -173,6 +173,35 @@ def test_a_tie_is_not_a_win() -> None:
     )
 
 
+def test_zsl_known_items_sensitivity_and_paired_cells() -> None:
+    known = [
+        {"method": "popularity", "queries": 9, "mrr": 0.01, "hit@3": 0.0},
+        {"method": "tfidf+prior", "queries": 9, "mrr": 0.16, "mrr_lo": 0.14, "mrr_hi": 0.19,
+         "hit@3": 0.18},
+        {"method": "hybrid:zsl_me+prior", "queries": 9, "mrr": 0.95, "mrr_lo": 0.94,
+         "mrr_hi": 0.96, "hit@3": 0.97, "mrr_minus_tfidf+prior": 0.79,
+         "mrr_minus_tfidf+prior_lo": 0.76, "mrr_minus_tfidf+prior_hi": 0.81},
+    ]  # fmt: skip
+    sens = [
+        {"method": "popularity", "known_queries": 48, "popularity_overlap@10": 1.0,
+         "popularity_overlap@10_lo": 1.0, "popularity_overlap@10_hi": 1.0,
+         "pairwise_jaccard@10": 1.0},
+        {"method": "hybrid:zsl_me+prior", "known_queries": 21, "popularity_overlap@10": 0.25,
+         "popularity_overlap@10_lo": 0.1, "popularity_overlap@10_hi": 0.4,
+         "pairwise_jaccard@10": 0.05},
+    ]  # fmt: skip
+    k, q = zsl_section(known_items=known, query_sensitivity=sens).tasks
+    assert k.task == "known-item queries" and k.best == "hybrid:zsl_me+prior"
+    assert k.best_baseline == "tfidf+prior" and k.margin == pytest.approx(0.79)
+    md = task_markdown(k)
+    assert "+0.7900 [+0.7600, +0.8100]" in md and "mrr − tfidf+prior (paired 95% CI)" in md
+    # 1 − overlap, its CI flipped: higher means the answer depends more on the query
+    row = _by_name(q)["hybrid:zsl_me+prior"]
+    assert row["off_popularity@10"] == pytest.approx(0.75)
+    assert (row["off_popularity@10_lo"], row["off_popularity@10_hi"]) == pytest.approx((0.6, 0.9))
+    assert q.best == "hybrid:zsl_me+prior" and q.trained_beats_baseline
+
+
 def test_zsl_rows_with_confidence_intervals() -> None:
     queries = [
         {"method": "popularity", "queries": 40, "ndcg@100": 0.20, "ndcg@100_lo": 0.15,
@@ -341,11 +370,14 @@ def test_the_shipped_definitions_report_every_evaluation() -> None:
     }
     assert parents["ml_small/report"] == {
         "ml_small/zsl_queries",
+        "ml_small/zsl_known_items",
+        "ml_small/zsl_query_sensitivity",
         "ml_small/zsl_reconstruction",
         "ml_small/finetune_comparison",
     }
     assert parents["synthetic/report"] == {
         "synthetic/zsl_queries",
+        "synthetic/zsl_query_sensitivity",
         "synthetic/zsl_reconstruction",
         "synthetic/zsl_synonyms",
         "synthetic/finetune_comparison",
