@@ -124,6 +124,40 @@ class HybridScorer:
         return title_first(p.fused, p.match)
 
 
+def batch_ndcg(totals: np.ndarray, match: LexicalMatch, relevant: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k of each row of ``totals`` (G, n) ranked as ``title_first`` ranks it: title
+    hits first (fuller coverage, then higher score), then the rest by score (ties within a
+    row are broken by index, as ``top_k`` does; tuning does not rely on them)."""
+    g, n = totals.shape
+    hits = np.flatnonzero(match.title_hit)
+    rel = np.zeros(n, dtype=bool)
+    rel[relevant] = True
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = discounts[: min(k, len(relevant))].sum()
+    out = np.zeros(g)
+    rest_k = min(k - min(len(hits), k), n - len(hits))
+    rest = totals
+    if len(hits):
+        rest = totals.copy()
+        rest[:, hits] = -np.inf
+    if rest_k > 0:
+        part = np.argpartition(-rest, rest_k - 1, axis=1)[:, :rest_k]
+        vals = np.take_along_axis(rest, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)
+        top_rest = np.take_along_axis(part, order, axis=1)
+    else:
+        top_rest = np.empty((g, 0), dtype=np.int64)
+    for row in range(g):
+        if len(hits):
+            # coverage first, then score, then index: the order title_first gives
+            order = np.lexsort((hits, -totals[row, hits], -match.title_coverage[hits]))
+            ranked = np.concatenate([hits[order][:k], top_rest[row]])
+        else:
+            ranked = top_rest[row]
+        out[row] = (rel[ranked] * discounts[: len(ranked)]).sum() / ideal
+    return out
+
+
 def _widen(grid: list[float]) -> list[float]:
     return [*grid, grid[-1] * 2**0.5, grid[-1] * 2]
 
@@ -162,28 +196,28 @@ def tune_fusion(
         zv = standardize(s) if s is not None else np.zeros(n)
         cached.append((m, zl, zv, bool(m.known) or s is not None, rel))
 
-    def evaluate(a: float, c: float, beta: float) -> float:
-        vals = []
+    def evaluate(points: list[tuple[float, float, float]]) -> np.ndarray:
+        """Mean NDCG@k of each (a, c, β), all points of one query at once."""
+        a = np.array([p[0] for p in points])[:, None]
+        cc = np.array([p[1] for p in points])[:, None]
+        b = np.array([p[2] for p in points])[:, None]
+        sums = np.zeros(len(points))
         for m, zl, zv, known, rel in cached:
             if not known:
-                if prior is None:
-                    vals.append(0.0)
-                    continue
-                total = prior
-            else:
-                total = a * zl + c * zv + (beta * prior if prior is not None else 0.0)
-            vals.append(ndcg_at_k(top_k(title_first(total, m), k), rel, k))
-        return float(np.mean(vals))
+                if prior is not None:
+                    sums += ndcg_at_k(top_k(prior, k), rel, k)
+                continue
+            totals = a * zl + cc * zv + (b * prior if prior is not None else 0.0)
+            sums += batch_ndcg(totals, m, rel, k)
+        return sums / len(cached)
 
     results: dict[tuple[float, float, float], float] = {}
     lex_grid = list(grid) if vector is not None else [1.0]
     prior_grid = list(grid) if prior is not None else [0.0]
     c = 1.0 if vector is not None else 0.0
     for _ in range(MAX_WIDENINGS + 1):
-        for a in lex_grid:
-            for beta in prior_grid:
-                if (a, c, beta) not in results:
-                    results[(a, c, beta)] = evaluate(a, c, beta)
+        todo = [(a, c, b) for a in lex_grid for b in prior_grid if (a, c, b) not in results]
+        results |= dict(zip(todo, evaluate(todo).tolist(), strict=True)) if todo else {}
         best = min(results, key=lambda p: (-results[p], p[0] + p[2], p))
         widened = False
         if vector is not None and best[0] == lex_grid[-1] and lex_grid[-1] > 0:

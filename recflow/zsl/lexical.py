@@ -9,8 +9,10 @@ in-field bigrams from ``recflow.text``) and scores a query by BM25 (Robertson et
     idf_t     = ln(1 + (N − df_t + 0.5) / (df_t + 0.5))
 
 A *title hit* is an item whose title (with its year) contains every query word and whose
-title words are at least half covered by the query ("godfather" → The Godfather, but not
-The Godfather: Part II; "toy story 1995" → Toy Story). Search ranks title hits first.
+content words (not the year, not "the", "of", ...) the query covers: all of them, or at
+least half with two or more matched ("godfather" → The Godfather, not The Godfather: Part
+II; "toy story" → Toy Story and Toy Story 2; one word never names half a title, so "dark"
+does not hit Dark City). Search ranks title hits first.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from recflow.store import atomic_path
 from recflow.text import TextConfig, Vocabulary, build_vocabulary, field_terms, tokenize
 
 TITLE_COVERAGE = 0.5
+MIN_PARTIAL_WORDS = 2
+MINOR_WORDS = frozenset(
+    {"a", "an", "the", "of", "and", "in", "on", "to", "for", "at", "by", "with", "from", "or"}
+)
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
@@ -61,29 +67,29 @@ class LexicalMatch:
 
 
 class LexicalIndex:
-    """BM25 weights, binary title words and title-year words, each (n_items, V), on one
-    vocabulary."""
+    """BM25 weights, binary title words and the title's minor words (its year and
+    MINOR_WORDS), each (n_items, V), on one vocabulary."""
 
     def __init__(
         self,
         vocab: Vocabulary,
         weights: sp.csr_array,
         title_words: sp.csr_array,
-        year_words: sp.csr_array,
+        minor_words: sp.csr_array,
         config: Bm25Config = Bm25Config(),
     ) -> None:
         n = weights.shape[0]
-        shapes = {weights.shape, title_words.shape, year_words.shape}
+        shapes = {weights.shape, title_words.shape, minor_words.shape}
         if len(shapes) != 1 or weights.shape[1] != len(vocab):
             raise ValueError("weights, title words and vocabulary disagree in shape")
         self.vocab = vocab
         self.weights = weights.tocsr()
         self.title_words = title_words.tocsr()
-        self.year_words = year_words.tocsr()
-        # title length without the year: "godfather" covers half of "The Godfather (1972)"
+        self.minor_words = minor_words.tocsr()
+        # content words per title: "The Godfather (1972)" has one, "godfather"
         self.title_length = (
             np.asarray(self.title_words.sum(axis=1)).ravel()
-            - np.asarray(self.year_words.sum(axis=1)).ravel()
+            - np.asarray(self.minor_words.sum(axis=1)).ravel()
         )
         self.config = config
         self.n_items = n
@@ -118,7 +124,7 @@ class LexicalIndex:
                 if j is not None:
                     t_rows.append(i)
                     t_cols.append(j)
-                    if year is not None and term == year.group(1):
+                    if term in MINOR_WORDS or (year is not None and term == year.group(1)):
                         y_rows.append(i)
                         y_cols.append(j)
         return cls(
@@ -144,11 +150,15 @@ class LexicalIndex:
         if words and all(j is not None for j in word_ids):
             # items whose title holds every query word: Σ title_words[:, words] == |words|
             found = np.asarray(self.title_words[:, word_ids].sum(axis=1)).ravel()
-            year = np.asarray(self.year_words[:, word_ids].sum(axis=1)).ravel()
+            content = found - np.asarray(self.minor_words[:, word_ids].sum(axis=1)).ravel()
             contains = found >= len(word_ids)
-            coverage = (found - year) / np.maximum(self.title_length, 1)
-            coverage = np.where(contains & (self.title_length > 0), np.minimum(coverage, 1), 0.0)
-            hit = contains & (coverage >= TITLE_COVERAGE)
+            # a title of minor words only ("The") is covered when it is contained
+            coverage = np.where(
+                self.title_length > 0, content / np.maximum(self.title_length, 1), 1.0
+            )
+            coverage = np.where(contains, np.minimum(coverage, 1.0), 0.0)
+            partial = (coverage >= TITLE_COVERAGE) & (content >= MIN_PARTIAL_WORDS)
+            hit = contains & ((coverage >= 1.0) | partial)
         else:
             coverage = np.zeros(self.n_items)
             hit = np.zeros(self.n_items, dtype=bool)
@@ -179,8 +189,8 @@ class LexicalIndex:
                 w_data=w.data,
                 t_indptr=t.indptr,
                 t_indices=t.indices,
-                y_indptr=self.year_words.indptr,
-                y_indices=self.year_words.indices,
+                y_indptr=self.minor_words.indptr,
+                y_indices=self.minor_words.indices,
                 k1_b=np.array([self.config.k1, self.config.b]),
             )
 

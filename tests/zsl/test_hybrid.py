@@ -6,10 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recflow.metrics import ndcg_at_k
 from recflow.text import Vocabulary
 from recflow.zsl.ensemble import standardize
-from recflow.zsl.hybrid import FusionWeights, HybridScorer, tune_fusion
-from recflow.zsl.lexical import LexicalIndex, title_field
+from recflow.zsl.hybrid import FusionWeights, HybridScorer, batch_ndcg, title_first, tune_fusion
+from recflow.zsl.lexical import LexicalIndex, LexicalMatch, title_field
 from recflow.zsl.ranking import top_k
 from recflow.zsl.scorers import VectorScorer
 from recflow.zsl.searcher_evals import (
@@ -161,3 +162,17 @@ def test_query_sensitivity_by_hand():
     # "a" → items 0..9 (none popular), "b" → items 10..19 (the popular top 10)
     assert out["per_query"]["popularity_overlap@10"] == pytest.approx(0.5)
     assert out["per_query"]["pairwise_jaccard@10"] == 0.0
+
+
+@pytest.mark.parametrize("n_hits", [0, 3, 120])
+def test_batch_ndcg_equals_ranking_then_ndcg(n_hits):
+    rng = np.random.default_rng(n_hits)
+    n, k = 500, 100
+    totals = rng.normal(size=(6, n))
+    hit = np.zeros(n, dtype=bool)
+    hit[rng.choice(n, n_hits, replace=False)] = True
+    coverage = np.where(hit, rng.choice([0.5, 2 / 3, 1.0], n), 0.0)
+    match = LexicalMatch(np.zeros(n), [0], hit, coverage)
+    relevant = rng.choice(n, 40, replace=False)
+    expected = [ndcg_at_k(top_k(title_first(t, match), k), relevant, k) for t in totals]
+    np.testing.assert_allclose(batch_ndcg(totals, match, relevant, k), expected)

@@ -52,18 +52,22 @@ def test_bm25_matches_the_formula():
     np.testing.assert_allclose(k.match("the").scores, brute_bm25(FIELDS, ["the"], k1=2.0, b=0.0))
 
 
-def test_title_hits_need_every_word_and_half_the_title():
+def test_title_hits_need_every_word_and_the_title_covered():
     index = LexicalIndex.build(FIELDS, TITLES)
-    # "godfather" is half of "The Godfather" (the year is not counted), a fifth of Part II
+    # content words: "The Godfather (1972)" has one (godfather), Part II three
     m = index.match("Godfather")
     assert m.title_hit.tolist() == [True, False, False, False, False]
-    assert m.title_coverage[0] == pytest.approx(0.5)
+    assert m.title_coverage[0] == pytest.approx(1.0)
+    assert m.title_coverage[1] == pytest.approx(1 / 3)
+    # one word is never "half a title": "dark" does not name Dark City
+    assert not index.match("dark").title_hit.any()
+    assert index.match("dark city").title_hit.tolist() == [False] * 4 + [True]
     m = index.match("toy story 1995")
     assert m.title_hit.tolist() == [False, False, True, False, False]
     assert m.title_coverage[2] == pytest.approx(1.0)
-    m = index.match("toy story")  # both films, the shorter title covered more
+    m = index.match("toy story")  # both films (2 of Toy Story 2's 3 words), Toy Story fuller
     assert m.title_hit.tolist() == [False, False, True, True, False]
-    assert m.title_coverage[2] > m.title_coverage[3]
+    assert m.title_coverage[2] == 1.0 and m.title_coverage[3] == pytest.approx(2 / 3)
     assert not index.match("godfather zombies").title_hit.any()  # an unknown word
     assert index.match("zombies").known == [] and index.scores("zombies") is None
 
