@@ -75,9 +75,7 @@ def _run_search(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         model_dir = args.model_dir or _vector_model_dir(args)
-        searcher = Searcher.from_dir(
-            model_dir, scoring=args.scoring, prior_weight=0.0 if args.no_prior else None
-        )
+        searcher = Searcher.from_dir(model_dir, scoring=args.scoring, prior=not args.no_prior)
         beta = searcher.ensemble.prior_weight if searcher.ensemble is not None else 0.0
         print(f"{searcher.model.method} model {model_dir} · scoring {searcher.base.scoring}")
         print(f"fusion weights: vector 1 · prior {beta:g} (vectors only)")

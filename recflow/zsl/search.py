@@ -77,7 +77,9 @@ class Searcher:
         model: SavedModel,
         scoring: str | None = None,
         prior_weight: float | None = None,
+        prior: bool = True,
     ) -> None:
+        """``prior=False``: the vectors alone, and no popularity fallback either."""
         self.model = model
         scoring = scoring or model.meta.get("scoring", "dot")
         self.base = VectorScorer(
@@ -91,7 +93,7 @@ class Searcher:
         beta = model.prior_weight_for(scoring) if prior_weight is None else prior_weight
         self.ensemble = (
             PriorEnsembleScorer(self.base, model.popularity, beta or 0.0)
-            if model.popularity is not None
+            if model.popularity is not None and prior
             else None
         )
 

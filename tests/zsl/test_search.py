@@ -69,6 +69,13 @@ def test_prior_weight_changes_order(tmp_path):
     assert s.search("dark comedy", top=1).hits.get_column("item_id").to_list() == [103]
 
 
+def test_no_prior_means_no_popularity_fallback(tmp_path):
+    pop = np.array([5, 50, 1, 20])
+    s = Searcher.from_dir(write_toy(tmp_path / "m", popularity=pop, prior_weight=1.0), prior=False)
+    assert s.search("zombies").hits.height == 0 and not s.search("zombies").fallback
+    assert s.search("dark comedy", top=1).hits.get_column("item_id").to_list() == [103]
+
+
 def test_no_fallback_without_popularity(tmp_path):
     r = Searcher.from_dir(write_toy(tmp_path / "m")).search("zombies")
     assert r.hits.height == 0 and not r.fallback and r.unknown_terms == ["zombies"]
@@ -107,3 +114,35 @@ def test_cli_search_latest(tmp_path, capsys):
     assert "Gamma" in lines[0] and "Alpha" in lines[1] and len(lines) == 2
     code = main(["search", "x", "--store", str(tmp_path / "nothing")])
     assert code == 2 and "materialize it first" in capsys.readouterr().err
+
+
+def test_cli_hybrid_prints_versions_weights_and_explains(tmp_path, capsys):
+    from recflow.zsl.hybrid import FusionWeights
+    from recflow.zsl.lexical import LexicalIndex
+    from recflow.zsl.search_index import save_search_index
+
+    store = ArtifactStore(tmp_path / "store")
+    with store.new_version("toy/zsl_te_model") as d:
+        write_toy(d, popularity=np.array([5, 50, 1, 20]), prior_weight=1.0)
+        model_dir = store.final_path(d)
+    lexical = LexicalIndex.build([[t, "space"] if t == "Gamma" else [t] for t in TITLES], TITLES)
+    weights = {
+        "zsl_te/dot/prior": FusionWeights(0.5, 1.0, 2.0),
+        "zsl_te/dot/no_prior": FusionWeights(0.25, 1.0, 0.0),
+        "zsl_te/cosine/prior": FusionWeights(1.0, 1.0, 1.0),
+        "zsl_te/cosine/no_prior": FusionWeights(1.0, 1.0, 0.0),
+    }
+    with store.new_version("toy/zsl_search_index") as d:
+        save_search_index(d, lexical, {"zsl_te": str(model_dir)}, weights, {}, 3)
+    args = ["search", "--store", str(tmp_path / "store"), "--dataset", "toy", "--top", "2"]
+    assert main([*args, "beta", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert str(model_dir) in out and "zsl_search_index" in out
+    assert "fusion weights: lexical 0.5 · vector 1 · prior 2" in out
+    lines = out.splitlines()
+    first = next(i for i, x in enumerate(lines) if x.strip().startswith("1 "))
+    assert "Beta" in lines[first] and "title hit" in lines[first + 1]  # a title hit ranks first
+    assert "words matched in its text: beta" in lines[first + 1]
+    assert main([*args, "zombies", "--no-prior"]) == 0
+    out = capsys.readouterr().out
+    assert "prior 0 (prior off)" in out and "no popularity to fall back on" in out
