@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (once) and install recflow with its dev tools. Safe to run again.
+# RECFLOW_EXTRAS picks the optional extras (default "dev"; the tests use "dev,spark").
 # torch is installed first and pinned: 2.13.0 is the CPU build these machines hold
 # locally; leaving torch to the package's range would pull a multi-GB CUDA build.
 set -euo pipefail
@@ -10,4 +11,4 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 pip install --quiet --disable-pip-version-check "${RECFLOW_TORCH_SPEC:-torch==2.13.0}"
-pip install --quiet --disable-pip-version-check -e '.[dev]'
+pip install --quiet --disable-pip-version-check -e ".[${RECFLOW_EXTRAS:-dev}]"
