@@ -15,6 +15,7 @@ v_i·u_q (dot) or by cosine.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -100,7 +101,15 @@ class Trainer:
     Separate from ``train`` so that the warm-start refresh can start from given vectors.
     """
 
-    def __init__(self, inputs: ZslInputs, config: ZslConfig, device: torch.device) -> None:
+    def __init__(
+        self,
+        inputs: ZslInputs,
+        config: ZslConfig,
+        device: torch.device,
+        solver: Callable[..., RowSolver] = RowSolver,
+    ) -> None:
+        """``solver`` builds each exact row solver (``RowSolver``'s signature); pass
+        ``recflow.zsl.sharded.sharded_solver()`` to split the rows over a process group."""
         self.inputs = inputs
         self.config = config
         self.device = device
@@ -114,10 +123,10 @@ class Trainer:
         kw = {"device": device, "dtype": self.dtype, "memory_elems": c.memory_elems}
         if c.method == "stl":
             self.text_rw, self.text_cw = inputs.text_weights()
-            self.v_solver = RowSolver(
+            self.v_solver = solver(
                 [Block(x, self.text_cw, c.text_omega0)], self.text_rw, c.lam, **kw
             )
-            self.w_solver = RowSolver(
+            self.w_solver = solver(
                 [Block(x_t, self.text_rw, c.text_omega0)], self.text_cw, c.lam, **kw
             )
         elif c.method == "zsl_me":
@@ -126,7 +135,7 @@ class Trainer:
             # items' text toward 0 and rank unpopular items first)
             self.text_rw, self.text_cw = inputs.text_weights()
             a = c.text_task_weight
-            self.v_solver = RowSolver(
+            self.v_solver = solver(
                 [
                     Block(x, self.text_cw, c.text_omega0, a, row_weight=self.text_rw),
                     Block(inputs.cooc, cw, c.omega0, row_weight=r),
@@ -135,13 +144,13 @@ class Trainer:
                 c.lam,
                 **kw,
             )
-            self.w_solver = RowSolver(
+            self.w_solver = solver(
                 [Block(x_t, self.text_rw, c.text_omega0, a)], self.text_cw, c.lam, **kw
             )
-            self.u_solver = RowSolver([Block(m_t, r, c.omega0)], cw, c.lam, **kw)
+            self.u_solver = solver([Block(m_t, r, c.omega0)], cw, c.lam, **kw)
         else:
             self.encoder = inputs.bag_of_words()
-            self.v_solver = RowSolver([Block(inputs.cooc, cw, c.omega0)], r, c.lam, **kw)
+            self.v_solver = solver([Block(inputs.cooc, cw, c.omega0)], r, c.lam, **kw)
             self.w_step = TextEncoderSolver(inputs.cooc, self.encoder, r, cw, c.omega0, c.lam)
         self.n, self.n_terms = n, n_terms
 
@@ -238,7 +247,8 @@ def train(
     config: ZslConfig,
     device: torch.device | str = "cpu",
     on_progress: ProgressFn | None = None,
+    solver: Callable[..., RowSolver] = RowSolver,
 ) -> ZslModel:
-    """Train ``config.method`` from a seeded random start."""
-    trainer = Trainer(inputs, config, torch.device(device))
+    """Train ``config.method`` from a seeded random start (``solver``: see ``Trainer``)."""
+    trainer = Trainer(inputs, config, torch.device(device), solver)
     return trainer.run(trainer.initial_state(), config.iterations, on_progress)
