@@ -183,6 +183,20 @@ def read_delimited(
                 f"the header repeated as data (files joined together?): {header_text[:80]!r}",
             )
 
+    if fmt.quoted:
+        # fields are quoted whole and inner quotes doubled: every line has an even count
+        odd = numbered.get_column("line").str.count_matches('"', literal=True) % 2 == 1
+        if odd.any():
+            first = numbered.filter(odd).item(0, "line")
+            fail_on_rows(
+                numbered.rename({"line_no": LINE}),
+                odd,
+                path,
+                None,
+                "malformed quoting: an odd number of double quotes (a quote never closed?): "
+                f"{first[:80]!r}",
+            )
+
     counts = _field_counts(numbered.get_column("line"), fmt)
     wrong = counts != len(names)
     if wrong.any():

@@ -182,6 +182,14 @@ CASES = [
         "(1 rows)",
     ),
     Case(
+        "unclosed quote",
+        "ml_small",
+        "movies.csv",
+        replace('"Misérables, Les (1995)"', '"Misérables, Les (1995)'),
+        ": line 3: malformed quoting: an odd number of double quotes (a quote never closed?): "
+        "'73,\"Misérables, Les (1995),Drama|War' (1 rows)",
+    ),
+    Case(
         "truncated last line",
         "ml_small",
         "ratings.csv",
@@ -360,6 +368,16 @@ CASES = [
         "QK-video.csv",
         lambda data: data.decode("utf-8").encode("utf-16"),
         ": line 1: NUL bytes in the header: not a UTF-8 CSV (UTF-16 or binary?) (0 rows)",
+    ),
+    Case(
+        "wrong separator",
+        "tenrec",
+        "QK-article.csv",
+        replace(",", "\t"),
+        ": line 1: column 'user_id': missing column(s) ['user_id', 'item_id', 'click'] (a "
+        "different separator?); expected at least ['user_id', 'item_id', 'click'] (optional "
+        "['follow', 'like', 'share', 'video_category', 'watching_times', 'gender', 'age']), "
+        "found ['user_id\\titem_id\\tclick\\tfollow\\tlike\\tshare\\tgender\\tage'] (4 rows)",
     ),
     Case(
         "empty file",
