@@ -476,7 +476,8 @@ def zsl_section(
                 rows,
                 spec,
                 note="a film's title with its year, without it, or with one word dropped; "
-                "the answer is that film. No weight was tuned on these queries.",
+                "the answer is that film. Films of the test half (by item-id hash); the "
+                "fusion was tuned on the other half's.",
             )
         )
     if query_sensitivity is not None:

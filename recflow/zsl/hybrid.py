@@ -158,6 +158,23 @@ def batch_ndcg(totals: np.ndarray, match: LexicalMatch, relevant: np.ndarray, k:
     return out
 
 
+def batch_rr(totals: np.ndarray, match: LexicalMatch, target: int) -> np.ndarray:
+    """1 / rank of ``target`` in each row of ``totals`` (G, n) as ``title_first`` ranks
+    it (ties by index, as ``top_k``)."""
+    idx = np.arange(totals.shape[1])
+    t = totals[:, target][:, None]
+    ahead_score = (totals > t) | ((totals == t) & (idx < target))
+    hit = match.title_hit
+    if hit[target]:
+        cov = match.title_coverage
+        fuller = hit & (cov > cov[target])
+        same = hit & (cov == cov[target])
+        ahead = fuller[None, :] | (same[None, :] & ahead_score)
+    else:
+        ahead = hit[None, :] | (~hit[None, :] & ahead_score)
+    return 1.0 / (ahead.sum(axis=1) + 1.0)
+
+
 def _widen(grid: list[float]) -> list[float]:
     return [*grid, grid[-1] * 2**0.5, grid[-1] * 2]
 
@@ -170,8 +187,11 @@ def tune_fusion(
     use_prior: bool = True,
     grid: Sequence[float] = WEIGHT_GRID,
     k: int = 100,
+    known_items: Sequence[tuple[str, int]] = (),
 ) -> tuple[FusionWeights, list[dict[str, float]]]:
-    """Weights with the best mean NDCG@k on validation (query, relevant) pairs.
+    """Weights with the best mean NDCG@k on validation (query, relevant) pairs, plus the
+    mean reciprocal rank on validation ``known_items`` (query, item index) when given: a
+    search serves both topic and title queries, so both count, equally.
 
     The vector weight is fixed at 1 (the scale of s does not change a ranking), the
     lexical weight and β range over ``grid``; when the best value of either is the top of
@@ -188,28 +208,43 @@ def tune_fusion(
         if popularity is not None and use_prior
         else None
     )
-    cached = []
-    for q, rel in queries:
+
+    def parts(q: str):
         m = lexical.match(q)
         zl = standardize(m.scores) if m.known else np.zeros(n)
         s = vector.scores(q) if vector is not None else None
         zv = standardize(s) if s is not None else np.zeros(n)
-        cached.append((m, zl, zv, bool(m.known) or s is not None, rel))
+        return m, zl, zv, bool(m.known) or s is not None
+
+    cached = [(*parts(q), rel) for q, rel in queries]
+    cached_items = [(*parts(q), int(target)) for q, target in known_items]
 
     def evaluate(points: list[tuple[float, float, float]]) -> np.ndarray:
-        """Mean NDCG@k of each (a, c, β), all points of one query at once."""
+        """Mean NDCG@k (+ mean known-item RR) of each (a, c, β), all points of one query
+        at once."""
         a = np.array([p[0] for p in points])[:, None]
         cc = np.array([p[1] for p in points])[:, None]
         b = np.array([p[2] for p in points])[:, None]
+
+        def fused(zl: np.ndarray, zv: np.ndarray) -> np.ndarray:
+            return a * zl + cc * zv + (b * prior if prior is not None else 0.0)
+
         sums = np.zeros(len(points))
         for m, zl, zv, known, rel in cached:
-            if not known:
-                if prior is not None:
-                    sums += ndcg_at_k(top_k(prior, k), rel, k)
-                continue
-            totals = a * zl + cc * zv + (b * prior if prior is not None else 0.0)
-            sums += batch_ndcg(totals, m, rel, k)
-        return sums / len(cached)
+            if known:
+                sums += batch_ndcg(fused(zl, zv), m, rel, k)
+            elif prior is not None:
+                sums += ndcg_at_k(top_k(prior, k), rel, k)
+        out = sums / len(cached)
+        if cached_items:
+            rr = np.zeros(len(points))
+            for m, zl, zv, known, target in cached_items:
+                if known:
+                    rr += batch_rr(fused(zl, zv), m, target)
+                elif prior is not None:
+                    rr += batch_rr(prior[None, :], m, target)
+            out = out + rr / len(cached_items)
+        return out
 
     results: dict[tuple[float, float, float], float] = {}
     lex_grid = list(grid) if vector is not None else [1.0]
@@ -226,8 +261,9 @@ def tune_fusion(
             prior_grid, widened = _widen(prior_grid), True
         if not widened:
             break
+    # objective: mean NDCG@k, plus mean known-item RR when known items were given
     table = [
-        {"lexical": a, "vector": cc, "prior": b, f"ndcg@{k}": v}
+        {"lexical": a, "vector": cc, "prior": b, "objective": v}
         for (a, cc, b), v in sorted(results.items())
     ]
     return FusionWeights(best[0], best[1], best[2]), table

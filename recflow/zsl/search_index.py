@@ -3,12 +3,13 @@
 Folder layout::
 
     fusion.json           format, model folders, weights per "<model>/<scoring>/<prior|no_prior>",
-                          their validation NDCG@100, the default model and scoring
+                          their validation objective, the default model and scoring
     lexical_vocab.parquet the lexical vocabulary (every term of the item text)
     lexical.npz           BM25 weights, title words and title years (plain arrays)
 
-Weights are tuned on the validation tag queries only (``hybrid.tune_fusion``), never on
-the test tags or on the known-item queries that evaluate them.
+Weights are tuned on the validation tag queries and on known-item queries of the
+validation half of the items (``hybrid.tune_fusion``), never on the test tags or on the
+test half's known-item queries that evaluate them.
 """
 
 from __future__ import annotations
@@ -65,11 +66,13 @@ def tune_all(
     popularity: np.ndarray | None,
     validation: Sequence[tuple[str, np.ndarray]],
     scorings: Sequence[str] = SCORINGS,
+    known_items: Sequence[tuple[str, int]] = (),
 ) -> tuple[dict[str, FusionWeights], dict[str, float], list[dict[str, Any]]]:
     """Fusion weights for every (model, scoring, prior on/off) and the lexical-only
     ``bm25`` entry. ``models``: name → an object with ``item_vectors``, ``word_vectors``
-    and ``vocab`` (a saved or trained model). Returns weights, their validation NDCG@100
-    and the whole search grid as rows."""
+    and ``vocab`` (a saved or trained model); ``known_items``: validation (title query,
+    item index) pairs that count beside the tag queries (``hybrid.tune_fusion``). Returns
+    weights, their validation objective and the whole search grid as rows."""
     weights: dict[str, FusionWeights] = {}
     scores: dict[str, float] = {}
     grid_rows: list[dict[str, Any]] = []
@@ -82,9 +85,11 @@ def tune_all(
     for name, scoring, vs in configs:
         for prior in priors:
             key = weight_key(name, scoring, prior)
-            w, table = tune_fusion(lexical, vs, popularity, validation, use_prior=prior)
+            w, table = tune_fusion(
+                lexical, vs, popularity, validation, use_prior=prior, known_items=known_items
+            )
             weights[key] = w
-            scores[key] = max(r["ndcg@100"] for r in table)
+            scores[key] = max(r["objective"] for r in table)
             grid_rows += [{"config": key} | r for r in table]
     return weights, scores, grid_rows
 
@@ -117,7 +122,7 @@ def save_search_index(
         "format": FORMAT,
         "models": dict(model_dirs),
         "weights": {k: w.to_dict() for k, w in weights.items()},
-        "validation_ndcg@100": dict(validation_ndcg),
+        "validation_objective": dict(validation_ndcg),
         "validation_queries": validation_queries,
         "default": {"model": best[0], "scoring": best[1]},
     }

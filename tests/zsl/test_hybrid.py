@@ -9,11 +9,19 @@ import pytest
 from recflow.metrics import ndcg_at_k
 from recflow.text import Vocabulary
 from recflow.zsl.ensemble import standardize
-from recflow.zsl.hybrid import FusionWeights, HybridScorer, batch_ndcg, title_first, tune_fusion
+from recflow.zsl.hybrid import (
+    FusionWeights,
+    HybridScorer,
+    batch_ndcg,
+    batch_rr,
+    title_first,
+    tune_fusion,
+)
 from recflow.zsl.lexical import LexicalIndex, LexicalMatch, title_field
 from recflow.zsl.ranking import top_k
 from recflow.zsl.scorers import VectorScorer
 from recflow.zsl.searcher_evals import (
+    item_part,
     known_item_eval,
     known_item_queries,
     query_sensitivity,
@@ -93,7 +101,7 @@ def test_tuning_widens_a_grid_whose_top_wins():
     w, table = tune_fusion(index, Adversarial(pop), pop, queries, grid=(0.0, 0.5, 1.0))
     assert w.prior > 1.0 and w.lexical == 0.0
     assert max(r["prior"] for r in table) > w.prior  # the winner is not the top edge
-    best = max(r["ndcg@100"] for r in table)
+    best = max(r["objective"] for r in table)
     assert best == pytest.approx(1.0)
 
 
@@ -105,7 +113,7 @@ def test_known_item_queries_and_ranks():
             "year": [1995, 1995, 2000],
         }
     )
-    q = known_item_queries(items, np.array([9, 8, 7]), n_items=10, seed=0)
+    q = known_item_queries(items, np.array([9, 8, 7]), n_items=10, seed=0, part=None)
     got = {(k, s) for k, s, _, _ in q.iter_rows()}
     assert ("title_year", "Toy Story (1995)") in got and ("title", "Heat") in got
     drops = q.filter(pl.col("kind") == "drop_word").get_column("query").to_list()
@@ -176,3 +184,29 @@ def test_batch_ndcg_equals_ranking_then_ndcg(n_hits):
     relevant = rng.choice(n, 40, replace=False)
     expected = [ndcg_at_k(top_k(title_first(t, match), k), relevant, k) for t in totals]
     np.testing.assert_allclose(batch_ndcg(totals, match, relevant, k), expected)
+
+
+@pytest.mark.parametrize("target_hit", [False, True])
+def test_batch_rr_equals_rank_of_the_title_first_order(target_hit):
+    rng = np.random.default_rng(int(target_hit))
+    n = 300
+    totals = np.round(rng.normal(size=(5, n)), 1)  # rounded: ties happen
+    hit = np.zeros(n, dtype=bool)
+    hit[rng.choice(n, 30, replace=False)] = True
+    target = int(np.flatnonzero(hit)[0] if target_hit else np.flatnonzero(~hit)[0])
+    coverage = np.where(hit, rng.choice([0.5, 1.0], n), 0.0)
+    match = LexicalMatch(np.zeros(n), [0], hit, coverage)
+    expected = [1 / rank_of(title_first(t, match), target) for t in totals]
+    np.testing.assert_allclose(batch_rr(totals, match, target), expected)
+
+
+def test_known_item_halves_are_disjoint_and_stable():
+    items = pl.DataFrame(
+        {"item_id": list(range(1, 401)), "title": [f"Film {i}" for i in range(1, 401)]}
+    )
+    ids = np.arange(1, 401)
+    val = known_item_queries(items, ids, n_items=400, part="validation")
+    test = known_item_queries(items, ids, n_items=400, part="test")
+    v, t = set(val.get_column("item_id")), set(test.get_column("item_id"))
+    assert not v & t and len(v | t) == 400 and 150 < len(v) < 250
+    assert all(item_part(i) == "validation" for i in v)
