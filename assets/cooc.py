@@ -9,6 +9,7 @@ from assets.datasets import dataset_from_handle, dataset_key
 from assets.defaults import library_defaults
 from assets.metadata import bar_chart
 from assets.resources import StoreResource
+from assets.spark import SPARK, SparkResource
 from recflow.cooc import CoocConfig, build_cooc
 from recflow.cooc_checks import check_cooc_matrix
 
@@ -25,7 +26,11 @@ CHECK_NAMES = (
 
 class CoocMatrixConfig(dg.Config):
     """How pairs are counted (defaults = ``recflow.cooc.CoocConfig``: the paper's
-    consecutive pairs, top 250 neighbours per seed item)."""
+    consecutive pairs, top 250 neighbours per seed item), and by which engine: ``duckdb``
+    (this machine, out of core) or ``spark`` (the ``spark`` resource's master, local[2]
+    by default; same result cell by cell, see ``recflow.cooc_spark``)."""
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
 
     top_k: int = _DEFAULTS["top_k"]
     mode: Literal["consecutive", "window"] = _DEFAULTS["mode"]
@@ -48,7 +53,7 @@ def _stats_metadata(stats: dict) -> dict[str, object]:
             meta[k] = v
     hist = stats.get("neighbour_histogram")
     if isinstance(hist, dict) and hist.get("counts"):
-        labels = [str(x) for x in hist.get("labels", hist.get("edges", []))][: len(hist["counts"])]
+        labels = [str(x) for x in hist["edges"]][: len(hist["counts"])]
         meta["neighbours per row"] = bar_chart(
             labels, hist["counts"], "neighbours kept per seed item", "neighbours"
         )
@@ -63,12 +68,14 @@ def build_cooc_assets(dataset: str) -> list[dg.AssetsDefinition | dg.AssetChecks
         key=key,
         ins={"dataset_handle": dg.AssetIn(key=dataset_key(dataset))},
         group_name="cooc",
-        kinds={"duckdb", "parquet"},
+        kinds={"duckdb", "spark", "parquet"},
         code_version="1",
+        resource_defs={"spark": SPARK},
         description=(
             "Item→next-item co-consumption counts (Wu et al. 2020): per user, events sorted "
             "by (timestamp, item_id); consecutive p→q adds 1; top-K neighbours per seed item; "
-            "row/column weights ∝ 1/√nnz rescaled to mean 1. Computed out of core in DuckDB."
+            "row/column weights ∝ 1/√nnz rescaled to mean 1. Computed out of core in DuckDB, "
+            "or on Spark (config engine: spark)."
         ),
     )
     def _matrix(
@@ -76,16 +83,24 @@ def build_cooc_assets(dataset: str) -> list[dg.AssetsDefinition | dg.AssetChecks
         config: CoocMatrixConfig,
         dataset_handle: dict[str, str],
         store: StoreResource,
+        spark: SparkResource,
     ) -> dg.Output[dict[str, str]]:
         ds = dataset_from_handle(dataset_handle)
         artifacts = store.store()
+        cooc_config = CoocConfig(**config.model_dump(exclude={"engine"}))
         with artifacts.new_version(f"{dataset}/cooc_matrix") as tmp:
-            result = build_cooc(
-                ds.interactions_path,
-                tmp,
-                CoocConfig(**config.model_dump()),
-                temp_dir=Path(artifacts.root) / "_duckdb_tmp",
-            )
+            if config.engine == "spark":
+                from recflow.cooc_spark import build_cooc_spark
+
+                context.log.info(f"co-consumption matrix on Spark, master {spark.master}")
+                result = build_cooc_spark(ds.interactions_path, tmp, cooc_config, spark.settings())
+            else:
+                result = build_cooc(
+                    ds.interactions_path,
+                    tmp,
+                    cooc_config,
+                    temp_dir=Path(artifacts.root) / "_duckdb_tmp",
+                )
             final = artifacts.final_path(tmp)
         context.log.info(f"{dataset}: co-consumption matrix in {final}")
         handle = {

@@ -52,6 +52,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recflow.cooc_stats import matrix_stats
 from recflow.data.validate import DataValidationError
 from recflow.store import atomic_path, write_json
 
@@ -149,7 +150,7 @@ def build_cooc(
     """
     started = time.perf_counter()
     files = resolve_interaction_files(interactions)
-    has_label = _check_files(files)
+    has_label = validate_interaction_files(files)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -232,7 +233,7 @@ def resolve_interaction_files(interactions: str | Path | Sequence[str | Path]) -
     return files
 
 
-def _check_files(files: list[Path]) -> bool:
+def validate_interaction_files(files: list[Path]) -> bool:
     """Check schemas and id nulls from Parquet metadata; return whether any file has a label.
 
     Nulls are counted from row-group statistics where the writer stored them, and by a scan
@@ -537,43 +538,17 @@ def _copy_to_parquet(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> 
         con.execute(f"COPY ({query}) TO $path (FORMAT parquet)", {"path": str(tmp)})
 
 
-def _histogram_edges(top_k: int) -> list[int]:
-    """Bucket edges 1, 2, 3, 5, 10, 20, 50, 100, ... below K, then K and K + 1, so the last
-    bucket counts the rows that hit the cap."""
-    edges = {1, 2, 3}
-    magnitude = 1
-    while magnitude < top_k:
-        edges.update(magnitude * f for f in (1, 2, 5))
-        magnitude *= 10
-    return sorted({e for e in edges if e < top_k} | {top_k, top_k + 1})
-
-
 def _matrix_stats(con: duckdb.DuckDBPyConnection, top_k: int) -> dict[str, Any]:
     items = con.execute("SELECT count(*) FROM item_index").fetchone()
     before = con.execute("SELECT count(*), coalesce(sum(c), 0) FROM pair_counts").fetchone()
     cols = con.execute("SELECT count(*) FROM col_weights").fetchone()
     assert items is not None and before is not None and cols is not None
-    by_nnz = con.execute(
-        "SELECT nnz, count(*) FROM row_weights GROUP BY nnz ORDER BY nnz"
-    ).fetchall()
-    rows = sum(n for _, n in by_nnz)
-    nnz = sum(k * n for k, n in by_nnz)
-    edges = _histogram_edges(top_k)
-    counts = [0] * (len(edges) - 1)
-    for k, n in by_nnz:
-        for b in range(len(edges) - 1):
-            if edges[b] <= k < edges[b + 1]:
-                counts[b] += n
-                break
-    return {
-        "items": int(items[0]),
-        "nnz": int(nnz),
-        "rows": int(rows),
-        "cols": int(cols[0]),
-        "distinct_pairs": int(before[0]),
-        "pairs_total": int(before[1]),
-        "mean_neighbours": nnz / rows if rows else 0.0,
-        "max_neighbours": int(max((k for k, _ in by_nnz), default=0)),
-        "rows_at_top_k": int(sum(n for k, n in by_nnz if k == top_k)),
-        "neighbour_histogram": {"edges": edges, "counts": counts},
-    }
+    by_nnz = con.execute("SELECT nnz, count(*) FROM row_weights GROUP BY nnz").fetchall()
+    return matrix_stats(
+        items=int(items[0]),
+        cols=int(cols[0]),
+        distinct_pairs=int(before[0]),
+        pairs_total=int(before[1]),
+        rows_by_nnz={int(k): int(n) for k, n in by_nnz},
+        top_k=top_k,
+    )

@@ -45,8 +45,8 @@ from recflow.cooc import (
     CoocConfig,
     CoocResult,
     resolve_interaction_files,
+    validate_interaction_files,
 )
-from recflow.cooc import _check_files as validate_interaction_files
 from recflow.cooc_stats import matrix_stats
 from recflow.data.validate import DataValidationError
 from recflow.store import atomic_path, write_json
