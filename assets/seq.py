@@ -162,11 +162,11 @@ class FinetuneConfig(dg.Config):
 def _load_sequences(handle: dict) -> tuple[pl.DataFrame, pl.DataFrame, ItemIndex]:
     root = Path(handle["path"])
     index = ItemIndex.from_frame(
-        pl.read_parquet(root / "item_index.parquet"), str(root / "item_index.parquet")
+        pl.read_parquet(root / "item_index.parquet", glob=False), str(root / "item_index.parquet")
     )
     return (
         read_sequences(root / "sequences.parquet"),
-        pl.read_parquet(root / "target_events.parquet"),
+        pl.read_parquet(root / "target_events.parquet", glob=False),
         index,
     )
 

@@ -129,12 +129,13 @@ def run_floor(inputs: list[Path], out: Path, columns: str) -> None:
 
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
     con.execute("SET enable_progress_bar = false")
-    files = "[" + ", ".join(f"'{p}'" for p in inputs) + "]"
     where = "WHERE label IS NULL OR label > 0" if columns != "*" else ""
     out.mkdir(parents=True, exist_ok=True)
+    # columns and where are this script's constants; the paths go in as parameters
     con.execute(
-        f"COPY (SELECT {columns} FROM read_parquet({files}) {where} "
-        f"ORDER BY user_id, timestamp) TO '{out / 'sorted.parquet'}' (FORMAT parquet)"
+        f"COPY (SELECT {columns} FROM read_parquet($files) {where} "
+        "ORDER BY user_id, timestamp) TO $out (FORMAT parquet)",
+        {"files": [str(p) for p in inputs], "out": str(out / "sorted.parquet")},
     )
 
 
@@ -282,7 +283,8 @@ def main() -> None:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-cooc-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average (1, 5, 15 min): {load}")
     print(f"cpu cores: {os.cpu_count()}, top K {TOP_K}, DuckDB memory_limit {MEMORY_LIMIT}")
     print(HEADER, flush=True)
     rows: list[dict] = []
@@ -296,7 +298,8 @@ def main() -> None:
     for r in rows:
         print(_format_row(r))
     _targets(rows)
-    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average (1, 5, 15 min): {load}")
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ def main() -> None:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), args.seed)))
         return
 
-    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average (1, 5, 15 min): {load}")
     header = (
         f"{'mode':<22}{'events':>12}{'seconds':>10}{'cpu s':>8}{'events/s':>14}"
         f"{'peak RSS MB':>13}{'import MB':>11}{'frame MB':>10}"

@@ -381,7 +381,7 @@ class FeatureTables:
         return cls(
             mapping=mapping,
             config=TableConfig(**meta["config"]),
-            frame=pl.read_parquet(root / "aligned.parquet"),
+            frame=pl.read_parquet(root / "aligned.parquet", glob=False),
             encoders={k: ColumnEncoder.from_json(v) for k, v in meta["encoders"].items()},
             item_shared=np.load(root / "item_shared.npy", allow_pickle=False),
         )

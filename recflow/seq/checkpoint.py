@@ -74,7 +74,7 @@ def load_pretrained(
     model = NextItNet(NextItNetConfig(**cfg))
     load_matching_state(model, load_state_dict(root / MODEL_FILE, device), str(root / MODEL_FILE))
     index = ItemIndex.from_frame(
-        pl.read_parquet(root / ITEM_INDEX_FILE), str(root / ITEM_INDEX_FILE)
+        pl.read_parquet(root / ITEM_INDEX_FILE, glob=False), str(root / ITEM_INDEX_FILE)
     )
     if index.n_tokens != model.config.n_tokens:
         raise ValueError(

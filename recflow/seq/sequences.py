@@ -177,7 +177,7 @@ def write_sequences(sequences: pl.DataFrame, path: str | Path) -> None:
 
 def read_sequences(path: str | Path) -> pl.DataFrame:
     """Read a sequence table, checking its columns."""
-    df = pl.read_parquet(path)
+    df = pl.read_parquet(path, glob=False)
     missing = [c for c in SEQUENCE_COLUMNS if c not in df.columns]
     if missing:
         raise DataValidationError(path, missing[0], f"missing column(s) {missing}", df.height)
