@@ -26,8 +26,14 @@ JOB_TIMEOUT_S = 1800
 
 
 def _run_job(tmp: Path, job: str, env: dict[str, str], *args: str) -> tuple[str, Path, Path]:
-    """Run ``job`` as scripts/materialize.sh does; return (report text, store, home)."""
-    home, store = tmp / "dagster_home", tmp / "store"
+    """Run ``job`` as scripts/materialize.sh does; return (report text, store, home).
+
+    The store root is hostile on purpose: a quote, a space, non-ASCII letters and an SQL
+    payload that would write ``pwned.csv`` if any statement spliced the path in."""
+    home = tmp / "dagster_home"
+    marker = tmp / "pwned.csv"
+    store = tmp / "store d'été ü 名" / f"x'; COPY (SELECT 42) TO '{marker}'; --"
+    store.mkdir(parents=True)
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     full_env = {**os.environ, "DAGSTER_HOME": str(home), "RECFLOW_HOME": str(store), **env}
@@ -36,6 +42,7 @@ def _run_job(tmp: Path, job: str, env: dict[str, str], *args: str) -> tuple[str,
         cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
+    assert not marker.exists(), "a statement built from the store path ran"
     dataset = env.get("RECFLOW_DATASETS", "ml_small")
     report = subprocess.run(
         [sys.executable, "scripts/print_report.py", dataset],
