@@ -50,7 +50,8 @@ def scorer(weights, popularity=POP):
 def test_fused_score_by_hand():
     sc, index = scorer(FusionWeights(lexical=0.5, vector=2.0, prior=0.25))
     p = sc.parts("mafia")
-    lex = 0.5 * standardize(index.match("mafia").scores)
+    bm25 = index.match("mafia").scores
+    lex = 0.5 * bm25 / bm25.max()
     vec = 2.0 * standardize(ITEMS @ WORDS[0])
     prior = 0.25 * standardize(np.log1p(POP.astype(float)))
     np.testing.assert_allclose(p.fused, lex + vec + prior)
