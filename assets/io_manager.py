@@ -17,7 +17,8 @@ Recording an output also *publishes* it in the store: the handle's ``"path"`` (t
 version folder the asset wrote) becomes the artifact's ``LATEST`` right before Dagster
 records the materialization, so the CLI's "latest" and Dagster's latest materialization
 name the same version. Pruning then keeps ``keep_versions`` versions and never deletes
-the version of Dagster's latest materialization nor one a still-running run has loaded.
+the version of Dagster's latest materialization nor one a still-running run has loaded;
+the handles of runs whose version was pruned are deleted with it.
 The output's metadata records ``store_version`` (``<name>/<version>``) and the handle
 file; each loaded input's metadata records the version and the run it came from.
 """
@@ -92,6 +93,22 @@ def _read_use(path: Path) -> list[str]:
         return []
 
 
+def _forget_handles(key_dir: Path, name: str, pruned: set[str], store: ArtifactStore) -> None:
+    """Delete the handles of runs whose version of ``name`` was pruned: no step can read
+    them any more (their files are gone), so the handle folder stays as small as the store."""
+    if not pruned:
+        return
+    for handle_file in key_dir.glob("*.json"):
+        try:
+            handle = read_json(handle_file)
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue
+        path = handle.get("path") if isinstance(handle, dict) else None
+        located = store.locate(path) if isinstance(path, str) else None
+        if located is not None and located[0] == name and located[1] in pruned:
+            handle_file.unlink(missing_ok=True)
+
+
 class HandleIOManager(dg.IOManager):
     """Run-keyed handles under ``<root>/_handles``; see the module docstring."""
 
@@ -109,7 +126,8 @@ class HandleIOManager(dg.IOManager):
         located = self.store.locate(obj["path"]) if isinstance(obj.get("path"), str) else None
         if located is not None and (self.store.root / located[0] / located[1]).is_dir():
             name, version = located
-            self.store.publish(name, version, protect=self._protected(context, name))
+            pruned = self.store.publish(name, version, protect=self._protected(context, name))
+            _forget_handles(path.parent, name, set(pruned), self.store)
             meta["store_version"] = f"{name}/{version}"
         context.add_output_metadata(meta)
 

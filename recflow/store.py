@@ -214,8 +214,9 @@ class ArtifactStore:
                 return name.as_posix(), folder.name
         return None
 
-    def publish(self, name: str, version: str, protect: Iterable[str] = ()) -> None:
-        """Make ``version`` LATEST, then prune (``version`` and ``protect`` are kept)."""
+    def publish(self, name: str, version: str, protect: Iterable[str] = ()) -> list[str]:
+        """Make ``version`` LATEST, then prune (``version`` and ``protect`` are kept);
+        returns the versions pruned."""
         base = self.artifact_dir(name)
         if not (base / version).is_dir():
             raise FileNotFoundError(
@@ -224,7 +225,7 @@ class ArtifactStore:
         with _locked(base / ".publish.lock"):
             with atomic_path(base / "LATEST") as t:
                 t.write_text(version + "\n")
-            self.prune(name, protect={version, *protect})
+            return self.prune(name, protect={version, *protect})
 
     def prune(self, name: str, protect: Iterable[str] = ()) -> list[str]:
         """Delete complete versions beyond the newest ``keep_versions``, except LATEST's

@@ -139,6 +139,8 @@ def test_pruning_under_dagster_spares_versions_a_running_run_reads(tmp_path: Pat
         fourth = dg.materialize([made], instance=instance, resources=resources)
         v4 = Path(fourth.output_for_node("t__made")["path"]).name
         assert store.versions("t/made") == [v3, v4]  # the reader ended: v1 and v2 go
+        handles = sorted(p.stem for p in (tmp_path / "_handles" / "t" / "made").glob("*.json"))
+        assert handles == sorted([third.run_id, fourth.run_id])  # and so do their handles
         assert not in_use.parent.exists()
 
 
