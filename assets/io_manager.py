@@ -16,7 +16,9 @@ materialization of it (of that partition) — never "whatever was written last".
 Recording an output also *publishes* it in the store: the handle's ``"path"`` (the
 version folder the asset wrote) becomes the artifact's ``LATEST`` right before Dagster
 records the materialization, so the CLI's "latest" and Dagster's latest materialization
-name the same version. Pruning then keeps ``keep_versions`` versions and never deletes
+name the same version (a process killed in the milliseconds between the two leaves
+LATEST on a version Dagster has no record of, until the next materialization). Pruning
+then keeps ``keep_versions`` versions and never deletes
 the version of Dagster's latest materialization nor one a still-running run has loaded;
 the handles of runs whose version was pruned are deleted with it.
 The output's metadata records ``store_version`` (``<name>/<version>``) and the handle
