@@ -7,6 +7,7 @@ per asset (last writer wins) A would then read B's dataset; with run-keyed handl
 reads its own.
 """
 
+import json
 import threading
 import warnings
 from pathlib import Path
@@ -27,6 +28,7 @@ SMALL = {"n_users": 120, "n_items": 150, "n_events": 6_000, "n_clusters": 4}
 DATASET = dg.AssetKey(["synthetic", "dataset"])
 MATRIX = dg.AssetKey(["synthetic", "cooc_matrix"])
 USED = dg.AssetKey(["t", "used"])
+MADE_T = dg.AssetKey(["t", "made"])
 WAIT_S = 120.0
 
 
@@ -213,3 +215,32 @@ def test_an_upstream_from_an_earlier_run_is_dagsters_latest_not_the_last_written
         assert not result.success
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         assert "t/made has no materialization recorded" in str(failure.event_specific_data.error)
+
+
+def test_a_reexecution_from_failure_reads_its_parent_runs_upstream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run 1 builds t/made and fails at t/used; another run then builds a newer t/made
+    (Dagster's latest); re-executing run 1 from its failure reads run 1's t/made."""
+    from tests.faults.runs_reexecution_job import reexecution_job
+
+    flag = tmp_path / "fail"
+    flag.touch()
+    monkeypatch.setenv("RECFLOW_HOME", str(tmp_path / "store"))
+    monkeypatch.setenv("RECFLOW_FAULT_FLAG", str(flag))
+    handles = tmp_path / "store" / "_handles" / "t"
+    job = dg.reconstructable(reexecution_job)
+    with dg.instance_for_test() as instance:
+        with dg.execute_job(job, instance=instance, raise_on_error=False) as first:
+            assert not first.success
+        own = json.loads((handles / "made" / f"{first.run_id}.json").read_text())["path"]
+        with dg.execute_job(job, instance=instance, asset_selection=[MADE_T]) as other:
+            assert other.success
+        newer = json.loads((handles / "made" / f"{other.run_id}.json").read_text())["path"]
+        flag.unlink()
+        options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+        with dg.execute_job(job, instance=instance, reexecution_options=options) as again:
+            assert again.success
+        read = json.loads((handles / "used" / f"{again.run_id}.json").read_text())["read"]
+    assert newer != own
+    assert read == own
