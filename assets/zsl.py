@@ -492,7 +492,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
             final = artifacts.final_path(tmp)
         index = load_search_index(final)
         rows = [
-            {"config": k, **w.to_dict(), "validation ndcg@100 + mrr": round(val_ndcg[k], 4)}
+            {"config": k, **w.to_dict(), "validation objective": round(val_ndcg[k], 4)}
             for k, w in weights.items()
         ]
         return dg.Output(
