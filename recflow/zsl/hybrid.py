@@ -118,11 +118,11 @@ class HybridScorer:
             if s is not None:
                 vec = w.vector * standardize(s)
         known = bool(match.known) or bool(vector_known)
-        use_prior = self.prior is not None and w.prior > 0
-        if not known:
-            prior = self.prior.copy() if use_prior else zeros
-            return HybridParts(zeros, zeros, prior, match, [], use_prior, not use_prior)
-        prior = w.prior * self.prior if use_prior else zeros
+        if not known:  # the popularity fallback, as tune_fusion scores it
+            has_prior = self.prior is not None
+            prior = self.prior.copy() if has_prior else zeros
+            return HybridParts(zeros, zeros, prior, match, [], has_prior, not has_prior)
+        prior = w.prior * self.prior if self.prior is not None else zeros
         return HybridParts(lex, vec, prior, match, vector_known, False, False)
 
     def scores(self, query: str) -> np.ndarray | None:
