@@ -69,7 +69,7 @@ def _parquet_rows(handle: Mapping[str, Any], name: str) -> list[dict[str, Any]] 
         return None
     path = Path(handle["path"])
     path = path if path.suffix == ".parquet" else path / name
-    return pl.read_parquet(path).to_dicts() if path.exists() else None
+    return pl.read_parquet(path, glob=False).to_dicts() if path.exists() else None
 
 
 def build_sections(handles: Mapping[str, Mapping[str, Any]]) -> list[Section]:

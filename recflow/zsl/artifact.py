@@ -133,8 +133,8 @@ def load_model(model_dir: str | Path) -> SavedModel:
     w = np.load(root / "word_vectors.npy", allow_pickle=False)
     ctx_path = root / "context_vectors.npy"
     ctx = np.load(ctx_path, allow_pickle=False) if ctx_path.exists() else None
-    vocab = Vocabulary.from_frame(pl.read_parquet(root / "vocab.parquet"))
-    items = pl.read_parquet(root / "items.parquet").sort("index")
+    vocab = Vocabulary.from_frame(pl.read_parquet(root / "vocab.parquet", glob=False))
+    items = pl.read_parquet(root / "items.parquet", glob=False).sort("index")
     if items.height != v.shape[0]:
         raise DataValidationError(
             root / "items.parquet", "index", f"{v.shape[0]} item vectors", items.height

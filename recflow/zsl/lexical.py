@@ -196,7 +196,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        vocab = Vocabulary.from_frame(pl.read_parquet(folder / "lexical_vocab.parquet"))
+        vocab = Vocabulary.from_frame(pl.read_parquet(folder / "lexical_vocab.parquet", glob=False))
         with np.load(folder / "lexical.npz", allow_pickle=False) as z:
             shape = tuple(int(s) for s in z["shape"])
             weights = sp.csr_array((z["w_data"], z["w_indices"], z["w_indptr"]), shape=shape)

@@ -92,8 +92,8 @@ def read_vocabulary_folder(
     meta = read_json(folder / "text.json")
     split = meta.get("tag_split")
     return (
-        Vocabulary.from_frame(pl.read_parquet(folder / "vocab.parquet")),
-        pl.read_parquet(folder / "item_terms.parquet"),
+        Vocabulary.from_frame(pl.read_parquet(folder / "vocab.parquet", glob=False)),
+        pl.read_parquet(folder / "item_terms.parquet", glob=False),
         TextConfig(**meta["text_config"]),
         None if split is None else QuerySplit(**split),
     )
@@ -101,7 +101,11 @@ def read_vocabulary_folder(
 
 def item_popularity(interactions: Path | pl.LazyFrame) -> pl.DataFrame:
     """(item_id, count): events per item (all events, clicked or not)."""
-    lf = pl.scan_parquet(interactions) if isinstance(interactions, Path) else interactions
+    lf = (
+        pl.scan_parquet(interactions, glob=False)
+        if isinstance(interactions, Path)
+        else interactions
+    )
     return lf.group_by("item_id").len("count").collect()
 
 
@@ -115,8 +119,8 @@ def load_inputs(
     """ZslInputs from the cooc Parquet files, a vocabulary folder and the interactions."""
     vocab, item_terms, _, _ = read_vocabulary_folder(vocabulary_folder)
     return build_inputs(
-        pl.read_parquet(matrix_path),
-        pl.read_parquet(item_index_path),
+        pl.read_parquet(matrix_path, glob=False),
+        pl.read_parquet(item_index_path, glob=False),
         item_terms,
         vocab,
         target=target,
