@@ -28,11 +28,12 @@ JOB_TIMEOUT_S = 1800
 def _run_job(tmp: Path, job: str, env: dict[str, str], *args: str) -> tuple[str, Path, Path]:
     """Run ``job`` as scripts/materialize.sh does; return (report text, store, home).
 
-    The store root is hostile on purpose: a quote, a space, non-ASCII letters and an SQL
-    payload that would write ``pwned.csv`` if any statement spliced the path in."""
+    The store root is hostile on purpose: a quote, a space, non-ASCII letters, glob
+    characters and an SQL payload that would write ``pwned.csv`` if any statement spliced
+    the path in."""
     home = tmp / "dagster_home"
     marker = tmp / "pwned.csv"
-    store = tmp / "store d'été ü 名" / f"x'; COPY (SELECT 42) TO '{marker}'; --"
+    store = tmp / "store d'été ü 名 [1]" / f"x'; COPY (SELECT 42) TO '{marker}'; --"
     store.mkdir(parents=True)
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
@@ -105,6 +106,7 @@ def test_materialize_default_as_shipped(tmp_path: Path) -> None:
     assert "### test queries" in report and "### correlation reconstruction" in report
     for name in ("stl+prior", "zsl_me+prior", "zsl_te+prior", "tfidf+prior", "popularity"):
         assert _row(report, name), name
+    assert "### known-item queries" in report and _row(report, "hybrid:stl+prior")
     assert (store / "ml_small" / "report" / "LATEST").exists()
 
 
