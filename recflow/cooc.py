@@ -52,7 +52,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recflow.cooc_stats import matrix_stats
+from recflow.cooc_stats import NEAR_SECONDS, matrix_stats, step_stats
 from recflow.data.validate import DataValidationError
 from recflow.store import atomic_path, write_json
 
@@ -60,8 +60,6 @@ MATRIX_FILE = "matrix.parquet"
 ITEM_INDEX_FILE = "item_index.parquet"
 STATS_FILE = "stats.json"
 
-NEAR_SECONDS = 60
-"""Consecutive pairs at most this many seconds apart count as "near" in the stats."""
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
 
@@ -462,14 +460,14 @@ def _step_stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """).fetchone()
     assert row is not None
     events, users, self_steps, consecutive, tied, near = (int(v) for v in row)
-    return {
-        "events": events,
-        "users": users,
-        "consecutive_pairs": consecutive,
-        "consecutive_self_pairs": self_steps,
-        "share_equal_timestamp": tied / consecutive if consecutive else 0.0,
-        f"share_within_{NEAR_SECONDS}s": near / consecutive if consecutive else 0.0,
-    }
+    return step_stats(
+        events=events,
+        users=users,
+        self_steps=self_steps,
+        consecutive=consecutive,
+        tied=tied,
+        near=near,
+    )
 
 
 def _keep_top_k(con: duckdb.DuckDBPyConnection, top_k: int) -> None:

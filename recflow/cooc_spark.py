@@ -40,14 +40,13 @@ import pyarrow.parquet as pq
 from recflow.cooc import (
     ITEM_INDEX_FILE,
     MATRIX_FILE,
-    NEAR_SECONDS,
     STATS_FILE,
     CoocConfig,
     CoocResult,
     resolve_interaction_files,
     validate_interaction_files,
 )
-from recflow.cooc_stats import matrix_stats
+from recflow.cooc_stats import NEAR_SECONDS, matrix_stats, step_stats
 from recflow.data.validate import DataValidationError
 from recflow.store import atomic_path, write_json
 
@@ -295,14 +294,14 @@ def _step_stats(steps: DataFrame) -> dict[str, Any]:
         F.count(F.when(moved & (F.col("dt") <= NEAR_SECONDS), 1)),
     ).first()
     events, users, self_steps, consecutive, tied, near = (int(v) for v in row)
-    return {
-        "events": events,
-        "users": users,
-        "consecutive_pairs": consecutive,
-        "consecutive_self_pairs": self_steps,
-        "share_equal_timestamp": tied / consecutive if consecutive else 0.0,
-        f"share_within_{NEAR_SECONDS}s": near / consecutive if consecutive else 0.0,
-    }
+    return step_stats(
+        events=events,
+        users=users,
+        self_steps=self_steps,
+        consecutive=consecutive,
+        tied=tied,
+        near=near,
+    )
 
 
 def _window_pairs(steps: DataFrame, config: CoocConfig) -> DataFrame:

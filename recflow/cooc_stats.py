@@ -10,6 +10,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+NEAR_SECONDS = 60
+"""Consecutive pairs at most this many seconds apart count as "near" in the stats."""
+
+
+def step_stats(
+    *, events: int, users: int, self_steps: int, consecutive: int, tied: int, near: int
+) -> dict[str, Any]:
+    """The per-step numbers: events and users after filtering, consecutive pairs p→q with
+    p≠q (and p = q, not counted), and the shares of those with equal timestamps or at most
+    ``NEAR_SECONDS`` apart (how much the order within a user can be trusted)."""
+    return {
+        "events": int(events),
+        "users": int(users),
+        "consecutive_pairs": int(consecutive),
+        "consecutive_self_pairs": int(self_steps),
+        "share_equal_timestamp": tied / consecutive if consecutive else 0.0,
+        f"share_within_{NEAR_SECONDS}s": near / consecutive if consecutive else 0.0,
+    }
+
 
 def histogram_edges(top_k: int) -> list[int]:
     """Bucket edges 1, 2, 3, 5, 10, 20, 50, 100, ... below K, then K and K + 1, so the last
