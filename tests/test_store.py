@@ -17,6 +17,7 @@ from recflow.store import (
     save_state_dict,
     write_json,
 )
+from tests.faults.runs_assets import made
 
 
 def test_new_version_becomes_latest_only_on_success(tmp_path: Path) -> None:
@@ -103,14 +104,6 @@ def test_pruning_under_dagster_spares_versions_a_running_run_reads(tmp_path: Pat
     """keep 1: each publish keeps the newest version and the one Dagster's latest
     materialization named until now (a step may be resolving it); the first version
     also stays while a run still in progress has it loaded, until that run ends."""
-
-    @dg.asset(key=["t", "made"])
-    def made(store: StoreResource) -> dict[str, str]:
-        artifacts = store.store()
-        with artifacts.new_version("t/made") as tmp:
-            (tmp / "x.txt").write_text("x")
-            final = artifacts.final_path(tmp)
-        return {"path": str(final)}
 
     resources = {
         "store": StoreResource(root=str(tmp_path), keep_versions=1),

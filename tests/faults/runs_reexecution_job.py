@@ -11,15 +11,7 @@ import dagster as dg
 
 from assets.io_manager import store_handle_io_manager
 from assets.resources import StoreResource
-
-
-@dg.asset(key=["t", "made"])
-def made(store: StoreResource) -> dict[str, str]:
-    artifacts = store.store()
-    with artifacts.new_version("t/made") as tmp:
-        (tmp / "x.txt").write_text("x")
-        final = artifacts.final_path(tmp)
-    return {"path": str(final)}
+from tests.faults.runs_assets import made
 
 
 @dg.asset(key=["t", "used"], ins={"made": dg.AssetIn(key=["t", "made"])})

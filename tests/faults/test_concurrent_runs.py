@@ -21,6 +21,7 @@ from assets.datasets import synthetic_dataset
 from assets.io_manager import HandleIOManager, store_handle_io_manager
 from assets.resources import StoreResource
 from recflow.store import ArtifactStore
+from tests.faults.runs_assets import made
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
@@ -134,14 +135,6 @@ def test_two_concurrent_runs_each_read_their_own_upstream_version(
 
 
 def test_a_launchpad_store_root_moves_the_handles_too(tmp_path: Path) -> None:
-    @dg.asset(key=["t", "made"])
-    def made(store: StoreResource) -> dict[str, str]:
-        artifacts = store.store()
-        with artifacts.new_version("t/made") as tmp:
-            (tmp / "x.txt").write_text("x")
-            final = artifacts.final_path(tmp)
-        return {"path": str(final)}
-
     @dg.asset(key=["t", "used"], ins={"made": dg.AssetIn(key=["t", "made"])})
     def used(made: dict[str, str]) -> dict[str, str]:
         return {"read": made["path"]}
