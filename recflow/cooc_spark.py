@@ -208,7 +208,8 @@ def _compute(
         F.col("item_id"),
         F.col("events"),
     ).cache()
-    row_weights = _mean_one_weights(kept.groupBy("p").agg(F.count("*").alias("nnz")), "p")
+    row_nnz = kept.groupBy("p").agg(F.count("*").alias("nnz")).cache()  # weights and stats
+    row_weights = _mean_one_weights(row_nnz, "p")
     col_weights = _mean_one_weights(kept.groupBy("q").agg(F.count("*").alias("nnz")), "q")
     index = item_index.select("item_id", "index")
     matrix = (
@@ -238,7 +239,7 @@ def _compute(
     seconds["write"] = time.perf_counter() - lap
 
     totals = pair_counts.agg(F.count("*"), F.coalesce(F.sum("c"), F.lit(0))).first()
-    by_nnz = kept.groupBy("p").agg(F.count("*").alias("nnz")).groupBy("nnz").count().collect()
+    by_nnz = row_nnz.groupBy("nnz").count().collect()
     stats = {
         **step_stats,
         **matrix_stats(
@@ -250,7 +251,7 @@ def _compute(
             top_k=config.top_k,
         ),
     }
-    for frame in (steps, pair_counts, kept, item_index):
+    for frame in (steps, pair_counts, kept, row_nnz, item_index):
         frame.unpersist()
     return stats
 
