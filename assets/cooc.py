@@ -10,8 +10,9 @@ from assets.defaults import library_defaults
 from assets.metadata import bar_chart
 from assets.resources import StoreResource
 from assets.spark import SPARK, SparkResource
-from recflow.cooc import CoocConfig, build_cooc
+from recflow.cooc import CoocArtifact, CoocConfig, build_cooc
 from recflow.cooc_checks import check_cooc_matrix
+from recflow.data.dataset import DatasetArtifact
 
 _DEFAULTS = library_defaults(CoocConfig)
 
@@ -81,10 +82,10 @@ def build_cooc_assets(dataset: str) -> list[dg.AssetsDefinition | dg.AssetChecks
     def _matrix(
         context: dg.AssetExecutionContext,
         config: CoocMatrixConfig,
-        dataset_handle: dict[str, str],
+        dataset_handle: DatasetArtifact,
         store: StoreResource,
         spark: SparkResource,
-    ) -> dg.Output[dict[str, str]]:
+    ) -> dg.Output[CoocArtifact]:
         ds = dataset_from_handle(dataset_handle)
         artifacts = store.store()
         cooc_config = CoocConfig(**config.model_dump(exclude={"engine"}))
@@ -103,13 +104,12 @@ def build_cooc_assets(dataset: str) -> list[dg.AssetsDefinition | dg.AssetChecks
                 )
             final = artifacts.final_path(tmp)
         context.log.info(f"{dataset}: co-consumption matrix in {final}")
-        handle = {
-            "path": str(final),
-            "matrix": str(final / result.matrix_path.name),
-            "item_index": str(final / result.item_index_path.name),
-            "items": str(ds.items_path),
-            "top_k": str(config.top_k),
-        }
+        handle = CoocArtifact(
+            path=str(final),
+            matrix=str(final / result.matrix_path.name),
+            item_index=str(final / result.item_index_path.name),
+            top_k=config.top_k,
+        )
         meta = _stats_metadata(result.stats)
         meta["path"] = dg.MetadataValue.path(str(final))
         return dg.Output(handle, metadata=meta)
@@ -117,17 +117,23 @@ def build_cooc_assets(dataset: str) -> list[dg.AssetsDefinition | dg.AssetChecks
     @dg.multi_asset_check(
         name=f"{dataset}__cooc_matrix_checks",
         specs=[
-            dg.AssetCheckSpec(name, asset=key, blocking=True, description=name.replace("_", " "))
+            dg.AssetCheckSpec(
+                name,
+                asset=key,
+                blocking=True,
+                description=name.replace("_", " "),
+                additional_deps=[dataset_key(dataset)],
+            )
             for name in CHECK_NAMES
         ],
-        ins={"handle": dg.AssetIn(key=key)},
+        ins={"handle": dg.AssetIn(key=key), "dataset_handle": dg.AssetIn(key=dataset_key(dataset))},
     )
-    def _checks(handle: dict[str, str]):
+    def _checks(handle: CoocArtifact, dataset_handle: DatasetArtifact):
         outcomes = check_cooc_matrix(
-            Path(handle["matrix"]),
-            Path(handle["item_index"]),
-            Path(handle["items"]),
-            int(handle["top_k"]),
+            Path(handle.matrix),
+            Path(handle.item_index),
+            dataset_handle.load().items_path,
+            handle.top_k,
         )
         for o in outcomes:
             yield dg.AssetCheckResult(

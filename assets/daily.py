@@ -35,6 +35,7 @@ from recflow.data.daily import (
 from recflow.data.raw import content_hash
 from recflow.data.validate import DataValidationError
 from recflow.store import atomic_path, read_json, write_json
+from recflow.data.dataset import DatasetArtifact
 
 DAILY_CODE_VERSION = "1"
 REFRESH_TAG = "recflow/refresh"
@@ -175,7 +176,7 @@ def build_daily_assets(feed: DailyFeed) -> list:
     )
     def _ingest(
         context: dg.AssetExecutionContext,
-        base_handle: dict[str, str],
+        base_handle: DatasetArtifact,
         store: StoreResource,
         daily_files: DailyFilesResource,
     ) -> dg.MaterializeResult:
@@ -240,7 +241,7 @@ def build_daily_assets(feed: DailyFeed) -> list:
         ),
     )
     def _dataset(
-        context: dg.AssetExecutionContext, base_handle: dict[str, str], store: StoreResource
+        context: dg.AssetExecutionContext, base_handle: DatasetArtifact, store: StoreResource
     ) -> dg.Output[dict[str, str]]:
         ingested = sorted(ingested_days(store, feed.name))
         if ingested:

@@ -1,6 +1,5 @@
 """The ``canonical`` group: every dataset converted once into the canonical tables."""
 
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -10,7 +9,7 @@ from assets.defaults import library_defaults
 from assets.metadata import markdown_table
 from assets.raw import raw_files_key
 from assets.resources import DataSourcesResource, StoreResource
-from recflow.data.dataset import CanonicalDataset, CanonicalTables, write_dataset
+from recflow.data.dataset import CanonicalDataset, CanonicalTables, DatasetArtifact, write_dataset
 from recflow.data.registry import DatasetSource
 from recflow.data.synthetic import SyntheticConfig, generate
 from recflow.data.validate import DataValidationError
@@ -70,7 +69,7 @@ def validation_failure(err: DataValidationError) -> dg.Failure:
 
 def write_canonical(
     context: dg.AssetExecutionContext, store: StoreResource, name: str, tables: CanonicalTables
-) -> dg.Output[dict[str, str]]:
+) -> dg.Output[DatasetArtifact]:
     artifacts = store.store()
     try:
         with artifacts.new_version(f"{name}/dataset") as tmp:
@@ -80,7 +79,7 @@ def write_canonical(
         raise validation_failure(err) from err
     dataset = CanonicalDataset(final)
     context.log.info(f"{name}: wrote canonical tables to {final}")
-    return dg.Output({"path": str(final)}, metadata=_summary(dataset))
+    return dg.Output(DatasetArtifact(str(final)), metadata=_summary(dataset))
 
 
 def build_file_dataset_asset(ds: DatasetSource) -> dg.AssetsDefinition:
@@ -98,7 +97,7 @@ def build_file_dataset_asset(ds: DatasetSource) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         store: StoreResource,
         data_sources: DataSourcesResource,
-    ) -> dg.Output[dict[str, str]]:
+    ) -> dg.Output[DatasetArtifact]:
         folder = data_sources.folder(ds.folder_setting)
         try:
             tables = ds.load(folder, max_users=data_sources.tenrec_max_users)
@@ -141,11 +140,11 @@ class SyntheticDatasetConfig(dg.Config):
 )
 def synthetic_dataset(
     context: dg.AssetExecutionContext, config: SyntheticDatasetConfig, store: StoreResource
-) -> dg.Output[dict[str, str]]:
+) -> dg.Output[DatasetArtifact]:
     tables = generate(SyntheticConfig(**config.model_dump()))
     return write_canonical(context, store, "synthetic", tables)
 
 
-def dataset_from_handle(handle: dict[str, str]) -> CanonicalDataset:
+def dataset_from_handle(handle: DatasetArtifact) -> CanonicalDataset:
     """The on-disk dataset an upstream ``dataset`` asset handed down."""
-    return CanonicalDataset(Path(handle["path"]))
+    return handle.load()

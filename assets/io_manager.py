@@ -1,8 +1,10 @@
-"""The IO manager for handles: each asset returns a JSON-able dict (paths + facts).
+"""The IO manager for handles: each asset returns a typed artifact (``recflow.artifacts``).
 
 Large tables never travel through Dagster: assets write Parquet into the artifact store
-and hand downstream a handle such as ``{"path": ".../cooc_matrix/<version>"}``. Handles
-are stored as JSON (no pickles), **one file per run**::
+and hand downstream a frozen dataclass naming that version folder, e.g.
+``CoocArtifact(path=".../cooc_matrix/<version>")``. Handles are stored as JSON
+(``{"type": ..., "fields": ...}``, no pickles; a plain JSON dict is stored as it is),
+**one file per run**::
 
     <store root>/_handles/<key path>[/<partition>]/<run id>.json
     <store root>/_handles/_in_use/<run id>/<key>.json    what a run has loaded
@@ -35,6 +37,7 @@ from typing import Any
 import dagster as dg
 
 from assets.resources import StoreResource
+from recflow.artifacts import Artifact, decode, encode, is_encoded, paths_in
 from recflow.store import DEFAULT_KEEP_VERSIONS, ArtifactStore, read_json, write_json
 
 HANDLES = "_handles"
@@ -78,16 +81,6 @@ def _latest_materialization(
     return records[0] if records else None
 
 
-def _string_values(obj: Any) -> list[str]:
-    if isinstance(obj, str):
-        return [obj]
-    if isinstance(obj, dict):
-        return [s for v in obj.values() for s in _string_values(v)]
-    if isinstance(obj, list):
-        return [s for v in obj for s in _string_values(v)]
-    return []
-
-
 def _read_use(path: Path) -> list[str]:
     try:
         return read_json(path)
@@ -105,6 +98,8 @@ def _forget_handles(key_dir: Path, name: str, pruned: set[str], store: ArtifactS
             handle = read_json(handle_file)
         except (FileNotFoundError, json.JSONDecodeError):
             continue
+        if is_encoded(handle):
+            handle = handle["fields"]
         path = handle.get("path") if isinstance(handle, dict) else None
         located = store.locate(path) if isinstance(path, str) else None
         if located is not None and located[0] == name and located[1] in pruned:
@@ -121,11 +116,15 @@ class HandleIOManager(dg.IOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        json.dumps(obj)  # fail here, loudly, on anything that is not JSON
+        stored = encode(obj) if isinstance(obj, Artifact) else obj
+        json.dumps(stored)  # fail here, loudly, on anything that is not JSON
         path = _key_dir(self.root, context) / f"{context.run_id}.json"
-        write_json(obj, path)
+        write_json(stored, path)
         meta: dict[str, Any] = {"handle_file": dg.MetadataValue.path(str(path))}
-        located = self.store.locate(obj["path"]) if isinstance(obj.get("path"), str) else None
+        if isinstance(obj, Artifact):
+            meta["artifact"] = type(obj).__name__
+        own = obj.path if isinstance(obj, Artifact) else obj.get("path")
+        located = self.store.locate(own) if isinstance(own, str) else None
         if located is not None and (self.store.root / located[0] / located[1]).is_dir():
             name, version = located
             pruned = self.store.publish(name, version, protect=self._protected(context, name))
@@ -153,10 +152,18 @@ class HandleIOManager(dg.IOManager):
                 "one that run wrote to? Materialize it again."
             )
         handle = read_json(path)
+        if is_encoded(handle):
+            try:
+                handle = decode(handle)
+            except (ValueError, AttributeError, ImportError, TypeError) as e:
+                raise dg.Failure(f"{key}: cannot read the handle {path}: {e}") from e
         self._record_use(context, handle)
         meta: dict[str, Any] = {"from_run": run_id, "handle_file": dg.MetadataValue.path(str(path))}
+        own = handle.path if isinstance(handle, Artifact) else None
         if isinstance(handle, dict) and isinstance(handle.get("path"), str):
-            located = self.store.locate(handle["path"])
+            own = handle["path"]
+        if own is not None:
+            located = self.store.locate(own)
             if located is not None:
                 meta["store_version"] = "/".join(located)
         context.add_input_metadata(meta)
@@ -168,7 +175,7 @@ class HandleIOManager(dg.IOManager):
         if context.has_asset_partitions:
             name += "__" + "__".join(context.asset_partition_keys)
         use = self.root / HANDLES / IN_USE / context.step_context.run_id / f"{name}.json"
-        write_json(_string_values(handle), use)
+        write_json(paths_in(handle), use)
 
     def _protected(self, context: dg.OutputContext, name: str) -> set[str]:
         """Versions of ``name`` that must survive pruning: the one Dagster's latest

@@ -34,6 +34,7 @@ from recflow.mkt.tables import FeatureTables, TableConfig, build_feature_tables
 from recflow.mkt.tem import TemConfig
 from recflow.mkt.training import finetune_tem, pretrain_mem, validation_gauc
 from recflow.train import EvalFn, TrainConfig, TrainResult
+from recflow.data.dataset import DatasetArtifact
 
 CODE_VERSION = "1"
 _TABLE = library_defaults(TableConfig)
@@ -198,7 +199,7 @@ def build_mkt_assets(dataset: str) -> list[dg.AssetsDefinition]:
     def feature_tables(
         context: dg.AssetExecutionContext,
         config: MktTablesConfig,
-        dataset_handle: dict[str, str],
+        dataset_handle: DatasetArtifact,
         store: StoreResource,
     ) -> dg.Output[dict[str, str]]:
         ds = dataset_from_handle(dataset_handle)

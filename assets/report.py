@@ -15,6 +15,7 @@ import dagster as dg
 import polars as pl
 
 from assets.resources import StoreResource
+from recflow.artifacts import EvaluationArtifact
 from recflow.report import (
     Section,
     mkt_section,
@@ -55,16 +56,23 @@ def _evaluation_keys(dataset: str, assets: Iterable[Any]) -> dict[str, dg.AssetK
     return {n: dg.AssetKey([dataset, n]) for n in EVALUATIONS if dg.AssetKey([dataset, n]) in keys}
 
 
-def _inline_rows(handle: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+def _inline_rows(handle: Mapping[str, Any] | EvaluationArtifact) -> list[dict[str, Any]] | None:
     """Rows a handle carries (``summary`` or ``rows``), else a ``summary.parquet`` it
     points at; None when it has neither."""
+    if isinstance(handle, EvaluationArtifact):
+        return handle.table() if handle.has_table() else None
     for field in ("summary", "rows"):
         if isinstance(handle.get(field), list):
             return handle[field]
     return _parquet_rows(handle, "summary.parquet")
 
 
-def _parquet_rows(handle: Mapping[str, Any], name: str) -> list[dict[str, Any]] | None:
+def _parquet_rows(
+    handle: Mapping[str, Any] | EvaluationArtifact, name: str
+) -> list[dict[str, Any]] | None:
+    if isinstance(handle, EvaluationArtifact):
+        table = name.removesuffix(".parquet")
+        return handle.table(table) if handle.has_table(table) else None
     if "path" not in handle:
         return None
     path = Path(handle["path"])
@@ -121,7 +129,7 @@ def build_report_assets(dataset: str, assets: Iterable[Any]) -> list[dg.AssetsDe
         ),
     )
     def report(
-        context: dg.AssetExecutionContext, store: StoreResource, **handles: dict
+        context: dg.AssetExecutionContext, store: StoreResource, **handles: Any
     ) -> dg.Output[dict]:
         generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         sections = build_sections(handles)

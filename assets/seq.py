@@ -45,6 +45,7 @@ from recflow.seq.sequences import (
 from recflow.seq.tasks import TaskSpec, build_tasks, describe_tasks
 from recflow.store import read_json, save_state_dict, write_json
 from recflow.train import TrainConfig
+from recflow.data.dataset import DatasetArtifact
 
 CODE_VERSION = "1"
 _SEQ = library_defaults(SequenceConfig)
@@ -214,7 +215,7 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
     def seq_sequences(
         context: dg.AssetExecutionContext,
         config: seq_config,
-        dataset_handle: dict,
+        dataset_handle: DatasetArtifact,
         store: StoreResource,
     ) -> dg.Output[dict]:
         ds = dataset_from_handle(dataset_handle)

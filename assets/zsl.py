@@ -56,6 +56,8 @@ from recflow.zsl.scorers import (
 )
 from recflow.zsl.search_index import load_search_index, save_search_index, tune_all
 from recflow.zsl.searcher_evals import known_item_eval, known_item_queries, query_sensitivity
+from recflow.cooc import CoocArtifact
+from recflow.data.dataset import DatasetArtifact
 
 _TEXT = library_defaults(TextConfig)
 _ZSL = library_defaults(ZslConfig)
@@ -167,7 +169,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
     def vocabulary(
         context: dg.AssetExecutionContext,
         config: vocab_config,
-        dataset_handle: dict,
+        dataset_handle: DatasetArtifact,
         store: StoreResource,
     ):
         ds = dataset_from_handle(dataset_handle)
@@ -207,13 +209,13 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         def _model(
             context: dg.AssetExecutionContext,
             config: model_config,
-            cooc: dict,
+            cooc: CoocArtifact,
             vocab: dict,
             store: StoreResource,
             torch_device: TorchDeviceResource,
         ):
             ds, inputs = _dataset_and_inputs(
-                vocab["dataset"], cooc["matrix"], cooc["item_index"], vocab["path"], config.target
+                vocab["dataset"], cooc.matrix, cooc.item_index, vocab["path"], config.target
             )
             cfg = ZslConfig(method=method, **config.model_dump(exclude={"target", "scoring"}))
             model = train(
@@ -279,8 +281,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
             return dg.Output(
                 {
                     "path": str(final),
-                    "cooc": cooc["matrix"],
-                    "item_index": cooc["item_index"],
+                    "cooc": cooc.matrix,
+                    "item_index": cooc.item_index,
                     "vocab": vocab["path"],
                     "dataset": vocab["dataset"],
                 },
@@ -593,13 +595,13 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         context: dg.AssetExecutionContext,
         config: ZslRefreshConfig,
         previous: dict,
-        cooc: dict,
+        cooc: CoocArtifact,
         vocab: dict,
         store: StoreResource,
         torch_device: TorchDeviceResource,
     ):
         ds, inputs = _dataset_and_inputs(
-            vocab["dataset"], cooc["matrix"], cooc["item_index"], vocab["path"]
+            vocab["dataset"], cooc.matrix, cooc.item_index, vocab["path"]
         )
         prev = load_model(previous["path"])
         model, stats = warm_start_refresh(

@@ -52,6 +52,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recflow.artifacts import Artifact
 from recflow.cooc_stats import NEAR_SECONDS, matrix_stats, step_stats
 from recflow.data.validate import DataValidationError
 from recflow.store import atomic_path, write_json
@@ -125,6 +126,16 @@ class CoocResult:
     """Parquet: index (Int32, 0..n-1), item_id (Int64), events (Int64); sorted by item_id."""
     stats: dict[str, Any]
     """Also written as stats.json beside the Parquet files."""
+
+
+@dataclass(frozen=True)
+class CoocArtifact(Artifact):
+    """A stored co-consumption matrix (``path``: its version folder): the Parquet files
+    ``CoocResult`` describes and the top-K it was cut at."""
+
+    matrix: str
+    item_index: str
+    top_k: int
 
 
 def build_cooc(

@@ -22,6 +22,7 @@ from assets.resources import StoreResource, TorchDeviceResource
 from jobs.automation import with_automation
 from jobs.retries import is_training_asset, training_retry_policy, with_training_retries
 from jobs.sensors import failure_message, log_run_failures, planned_assets_by_step
+from recflow.cooc import CoocArtifact
 from recflow.data.registry import FILE_DATASETS
 from recflow.train import TrainConfig, train
 from tests.tiny_world import make_world
@@ -148,9 +149,9 @@ def test_a_failing_blocking_check_stops_what_reads_the_matrix(
     reads: list[str] = []
 
     @dg.asset(key=["ml_small", "model"], ins={"cooc": dg.AssetIn(key=cooc_key("ml_small"))})
-    def model(cooc: dict) -> dict:
-        reads.append(cooc["matrix"])
-        return {"from": cooc["matrix"]}
+    def model(cooc: CoocArtifact) -> dict:
+        reads.append(cooc.matrix)
+        return {"from": cooc.matrix}
 
     items = with_automation(
         [build_file_dataset_asset(FILE_DATASETS["ml_small"]), *build_cooc_assets("ml_small"), model]

@@ -77,7 +77,7 @@ def test_synthetic_graph_materializes_and_checks_pass(tmp_path: Path) -> None:
     checks = _check_results(result)
     assert len(checks) == 5 and all(checks.values()), checks
     handle = result.output_for_node("synthetic__cooc_matrix")
-    matrix = pl.read_parquet(handle["matrix"])
+    matrix = pl.read_parquet(handle.matrix)
     assert matrix.height > 0
     assert matrix.group_by("row").len().get_column("len").max() <= 250
     mat = result.asset_materializations_for_node("synthetic__cooc_matrix")[0]

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from recflow.artifacts import Artifact
 from recflow.data.schema import INTERACTIONS, ITEMS, QUERIES, USERS
 from recflow.data.validate import conform, fail_on_rows
 from recflow.store import read_json, write_json
@@ -153,3 +154,11 @@ def write_dataset(tables: CanonicalTables, out_dir: str | Path) -> CanonicalData
     }
     write_json(manifest, out / MANIFEST)
     return CanonicalDataset(out)
+
+
+@dataclass(frozen=True)
+class DatasetArtifact(Artifact):
+    """The canonical dataset a ``<dataset>/dataset`` asset wrote (``path`` = its folder)."""
+
+    def load(self) -> CanonicalDataset:
+        return CanonicalDataset(self.folder)

@@ -152,8 +152,8 @@ def test_the_ml_small_graph_runs_under_a_hostile_root(tmp_path: Path, fault_tabl
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert len(checks) == 5 and all(checks.values()), checks
     handle = result.output_for_node("ml_small__cooc_matrix")
-    assert Path(handle["matrix"]).is_relative_to(root / "store")
-    matrix = pl.read_parquet(handle["matrix"], glob=False)
+    assert Path(handle.matrix).is_relative_to(root / "store")
+    matrix = pl.read_parquet(handle.matrix, glob=False)
     assert matrix.height > 1000
     assert not marker.exists()
     fault_table.record(
