@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from recflow.artifacts import Artifact
 from recflow.data.validate import DataValidationError
 from recflow.store import atomic_path, read_json, write_json
 from recflow.text import TextConfig, Vocabulary
@@ -61,6 +62,17 @@ class SavedModel:
     @property
     def bigrams(self) -> bool:
         return bool(self.meta.get("text_config", {}).get("bigrams", True))
+
+
+@dataclass(frozen=True)
+class ZslModelArtifact(Artifact):
+    """A model folder written by ``save_model`` (a ``<dataset>/<method>_model`` or
+    ``zsl_te_refresh`` version); ``method``: stl, zsl_me or zsl_te."""
+
+    method: str
+
+    def load(self) -> SavedModel:
+        return load_model(self.folder)
 
 
 def _save_npy(array: np.ndarray, path: Path) -> None:

@@ -7,11 +7,13 @@ can run on its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from recflow.artifacts import Artifact
 from recflow.data.dataset import CanonicalDataset
 from recflow.store import read_json, write_json
 from recflow.text import TextConfig, Vocabulary, build_vocabulary, genre_fields
@@ -86,17 +88,39 @@ def build_vocabulary_folder(
     }
 
 
+def read_text_settings(folder: Path) -> tuple[TextConfig, QuerySplit | None]:
+    """The text config and query split a vocabulary folder was built with (text.json)."""
+    meta = read_json(folder / "text.json")
+    split = meta.get("tag_split")
+    return TextConfig(**meta["text_config"]), None if split is None else QuerySplit(**split)
+
+
 def read_vocabulary_folder(
     folder: Path,
 ) -> tuple[Vocabulary, pl.DataFrame, TextConfig, QuerySplit | None]:
-    meta = read_json(folder / "text.json")
-    split = meta.get("tag_split")
+    text_config, split = read_text_settings(folder)
     return (
         Vocabulary.from_frame(pl.read_parquet(folder / "vocab.parquet", glob=False)),
         pl.read_parquet(folder / "item_terms.parquet", glob=False),
-        TextConfig(**meta["text_config"]),
-        None if split is None else QuerySplit(**split),
+        text_config,
+        split,
     )
+
+
+@dataclass(frozen=True)
+class VocabularyArtifact(Artifact):
+    """A folder written by ``build_vocabulary_folder`` (``<dataset>/zsl_vocabulary``)."""
+
+    def load(self) -> tuple[Vocabulary, pl.DataFrame, TextConfig, QuerySplit | None]:
+        """(vocabulary, item–term table, text config, query split)."""
+        return read_vocabulary_folder(self.folder)
+
+    def text_config(self) -> TextConfig:
+        return read_text_settings(self.folder)[0]
+
+    def query_split(self) -> QuerySplit | None:
+        """The split the vocabulary was built with (None: no queries table was split)."""
+        return read_text_settings(self.folder)[1]
 
 
 def item_popularity(interactions: Path | pl.LazyFrame) -> pl.DataFrame:

@@ -36,6 +36,23 @@ class QuerySplit:
             )
 
 
+@dataclass(frozen=True)
+class TagSplitConfig:
+    """The vocabulary stage's query split, as the Launchpad names it.
+
+    ``tag_text_share``: share of query (tag) strings used as item text (0 = title and
+    genres only); ``validation_share``: share that tunes the popularity prior and the
+    fusion weights; the rest are test queries. ``split_seed`` salts the hash.
+    """
+
+    tag_text_share: float = 0.5
+    validation_share: float = 0.25
+    split_seed: int = 0
+
+    def query_split(self) -> QuerySplit:
+        return QuerySplit(self.tag_text_share, self.validation_share, self.split_seed)
+
+
 def normalize_query(q: str) -> str:
     return " ".join(q.lower().split())
 

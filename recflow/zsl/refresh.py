@@ -20,6 +20,13 @@ from recflow.zsl.models import Trainer, ZslConfig, ZslModel
 
 
 @dataclass(frozen=True)
+class RefreshConfig:
+    """Warm-start refresh: ``iterations`` solves on today's matrix from yesterday's vectors."""
+
+    iterations: int = 2
+
+
+@dataclass(frozen=True)
 class RefreshStats:
     """How today's index relates to yesterday's."""
 

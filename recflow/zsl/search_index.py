@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from recflow.artifacts import Artifact
 from recflow.store import read_json, write_json
 from recflow.zsl.hybrid import FusionWeights, tune_fusion
 from recflow.zsl.lexical import LexicalIndex
@@ -58,6 +59,18 @@ class SearchIndex:
         if key not in self.meta["weights"]:
             raise KeyError(f"{self.root}: no fusion weights for {key}")
         return FusionWeights(**self.meta["weights"][key])
+
+
+@dataclass(frozen=True)
+class SearchIndexArtifact(Artifact):
+    """A folder written by ``save_search_index`` (``<dataset>/zsl_search_index``) and the
+    (model, scoring) it answers with by default."""
+
+    default_model: str
+    default_scoring: str
+
+    def load(self) -> SearchIndex:
+        return load_search_index(self.folder)
 
 
 def tune_all(
