@@ -36,7 +36,9 @@ from recflow.zsl.stages import (
     MAX_PC1_SHARE,
     MODEL_CHECKS,
     EvaluationInputs,
+    ModelResult,
     ModelSettings,
+    SearchIndexResult,
     check_model,
     load_evaluation_inputs,
     run_known_items,
@@ -72,7 +74,9 @@ _MODEL_EXCLUDE = {"method": "fixed by the asset: one asset per method"}
 ZslModelConfig = config_class(
     "ZslModelConfig",
     ZslConfig,
+    ModelResult,
     ModelSettings,
+    SearchIndexResult,
     exclude=_MODEL_EXCLUDE,
     doc="Solver settings (ZslConfig; paper: dim 200, ω0 0.001, λ 4, 10 iterations; here "
     "λ 1, ω0 0.01: at the paper's values STL and ZSL_ME collapse to one direction on "
@@ -81,7 +85,9 @@ ZslModelConfig = config_class(
 ZslSyntheticModelConfig = config_class(
     "ZslSyntheticModelConfig",
     ZslConfig,
+    ModelResult,
     ModelSettings,
+    SearchIndexResult,
     exclude=_MODEL_EXCLUDE,
     overrides={"lam": 1.0, "omega0": 0.01},
     doc="The synthetic world's settings: with the paper's λ=4, ω0=0.001 every method stays "
@@ -105,6 +111,51 @@ def _recall_chart(curve: pl.DataFrame) -> dg.MetadataValue:
     ax.set_ylabel("recall@K")
     ax.legend(fontsize=7)
     return png_markdown(fig)
+
+
+def _model_metadata(r: ModelResult, final: str) -> dict[str, Any]:
+    """Loss curve, the tuned prior weights with their grid, and the query dependence."""
+    method = r.model.config.method
+    grid = [
+        {"scoring": sc, "beta": b, "ndcg@100": v}
+        for sc, g in r.prior_grids.items()
+        for b, v in g.items()
+    ]
+    return {
+        "loss": line_chart(
+            {"loss": r.model.loss_history},
+            f"{method} training loss",
+            "iteration (1 = init)",
+            "loss",
+        ),
+        "final_loss": r.model.loss_history[-1],
+        "train_seconds": r.model.train_seconds,
+        "prior_weight": -1.0 if r.prior_weight is None else r.prior_weight,
+        **{f"prior_weight ({sc})": b for sc, b in r.prior_weights.items()},
+        "prior_tuning (validation ndcg@100)": markdown_table(grid),
+        "query_dependence": markdown_table(
+            [{"measure": k, "value": round(v, 4)} for k, v in r.dependence.items()]
+        ),
+        "path": dg.MetadataValue.path(final),
+    }
+
+
+def _search_index_metadata(r: SearchIndexResult, final: str) -> dict[str, Any]:
+    """Fusion weights per (model, scoring, prior) with their validation objective."""
+    meta = r.index.meta
+    rows = [
+        {"config": k, **w, "validation objective": round(meta["validation_objective"][k], 4)}
+        for k, w in meta["weights"].items()
+    ]
+    return {
+        "weights": markdown_table(rows),
+        "default": f"{r.index.default_model} ({r.index.default_scoring})",
+        "lexical_terms": len(r.index.lexical.vocab),
+        "validation_queries": r.validation_queries,
+        "validation_known_item_queries": r.validation_known_item_queries,
+        "grid_points": len(r.grid),
+        "path": dg.MetadataValue.path(final),
+    }
 
 
 def _in_new_version(store: StoreResource, name: str, stage: Callable[[Path], T]) -> tuple[str, T]:
@@ -214,29 +265,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
                     log_progress(context, method),
                 ),
             )
-            grid = [
-                {"scoring": sc, "beta": b, "ndcg@100": v}
-                for sc, g in r.prior_grids.items()
-                for b, v in g.items()
-            ]
-            meta = {
-                "loss": line_chart(
-                    {"loss": r.model.loss_history},
-                    f"{method} training loss",
-                    "iteration (1 = init)",
-                    "loss",
-                ),
-                "final_loss": r.model.loss_history[-1],
-                "train_seconds": r.model.train_seconds,
-                "prior_weight": -1.0 if r.prior_weight is None else r.prior_weight,
-                **{f"prior_weight ({sc})": b for sc, b in r.prior_weights.items()},
-                "prior_tuning (validation ndcg@100)": markdown_table(grid),
-                "query_dependence": markdown_table(
-                    [{"measure": k, "value": round(v, 4)} for k, v in r.dependence.items()]
-                ),
-                "path": dg.MetadataValue.path(final),
-            }
-            return dg.Output(ZslModelArtifact(final, method), metadata=meta)
+            return dg.Output(ZslModelArtifact(final, method), metadata=_model_metadata(r, final))
 
         @dg.multi_asset_check(
             name=f"{dataset}__{method}_model_checks",
@@ -341,23 +370,9 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         final, r = _in_new_version(
             store, f"{dataset}/zsl_search_index", lambda out: run_search_index(ev, out)
         )
-        meta = r.index.meta
-        rows = [
-            {"config": k, **w, "validation objective": round(meta["validation_objective"][k], 4)}
-            for k, w in meta["weights"].items()
-        ]
-        default = meta["default"]
         return dg.Output(
-            SearchIndexArtifact(final, default["model"], default["scoring"]),
-            metadata={
-                "weights": markdown_table(rows),
-                "default": f"{default['model']} ({default['scoring']})",
-                "lexical_terms": len(r.index.lexical.vocab),
-                "validation_queries": r.validation_queries,
-                "validation_known_item_queries": r.validation_known_item_queries,
-                "grid_points": len(r.grid),
-                "path": dg.MetadataValue.path(final),
-            },
+            SearchIndexArtifact(final, r.index.default_model, r.index.default_scoring),
+            metadata=_search_index_metadata(r, final),
         )
 
     @evaluation(
