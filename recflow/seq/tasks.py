@@ -26,6 +26,7 @@ setting to change, so ``preflight`` can run it before any training.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -198,6 +199,36 @@ def attribute_labels(
     )
 
 
+def labelled_users(
+    sequences: pl.DataFrame, users: pl.DataFrame, attribute: str, bins: list[float] | None = None
+) -> pl.DataFrame:
+    """Users with both a sequence and the attribute (sequence columns + ``label``), by user_id."""
+    labelled = sequences.join(attribute_labels(users, attribute, bins), on="user_id", how="inner")
+    if labelled.height < 10:
+        raise DataValidationError(
+            "sequences×users",
+            attribute,
+            "fewer than 10 users with a sequence and the attribute",
+            labelled.height,
+        )
+    return labelled.sort("user_id")
+
+
+def _attribute_from_split(
+    attribute: str, labelled: pl.DataFrame, index: ItemIndex, max_len: int
+) -> AttributeTask:
+    """The task of ``labelled`` users (``labelled_users`` with a ``split`` column)."""
+    classes = sorted(labelled.get_column("label").unique().to_list())
+    splits = {}
+    for name in SPLITS:
+        part = labelled.filter(pl.col("split") == name)
+        codes = np.searchsorted(
+            np.asarray(classes, dtype=object), part.get_column("label").to_numpy()
+        )
+        splits[name] = LabelledSequences(user_windows(part, index, max_len), codes.astype(np.int64))
+    return AttributeTask(f"attribute:{attribute}", classes, splits, index.n_tokens)
+
+
 def attribute_task(
     sequences: pl.DataFrame,
     users: pl.DataFrame,
@@ -211,24 +242,10 @@ def attribute_task(
     seed: int = 0,
 ) -> AttributeTask:
     """Users with both a sequence and the attribute, split by user."""
-    labelled = sequences.join(attribute_labels(users, attribute, bins), on="user_id", how="inner")
-    if labelled.height < 10:
-        raise DataValidationError(
-            "sequences×users",
-            attribute,
-            "fewer than 10 users with a sequence and the attribute",
-            labelled.height,
-        )
-    labelled = split_by_user(labelled.sort("user_id"), valid_share, test_share, seed)
-    classes = sorted(labelled.get_column("label").unique().to_list())
-    splits = {}
-    for name in SPLITS:
-        part = labelled.filter(pl.col("split") == name)
-        codes = np.searchsorted(
-            np.asarray(classes, dtype=object), part.get_column("label").to_numpy()
-        )
-        splits[name] = LabelledSequences(user_windows(part, index, max_len), codes.astype(np.int64))
-    return AttributeTask(f"attribute:{attribute}", classes, splits, index.n_tokens)
+    labelled = split_by_user(
+        labelled_users(sequences, users, attribute, bins), valid_share, test_share, seed
+    )
+    return _attribute_from_split(attribute, labelled, index, max_len)
 
 
 @dataclass(frozen=True)
@@ -291,19 +308,11 @@ class ColdStartTask:
         return {"popularity": self.score(np.tile(counts + jitter, (users, 1)), split)}
 
 
-def cold_start_task(
-    source_sequences: pl.DataFrame,
-    target_interactions: pl.DataFrame,
-    index: ItemIndex,
-    max_len: int,
-    *,
-    name: str = "cold_start",
-    valid_share: float = 0.1,
-    test_share: float = 0.2,
-    n_negatives: int = 99,
-    seed: int = 0,
-) -> ColdStartTask:
-    """Users with a source sequence and at least one target item, split by user."""
+def cold_start_users(
+    source_sequences: pl.DataFrame, target_interactions: pl.DataFrame
+) -> pl.DataFrame:
+    """Users with a source sequence and at least one target item (sequence columns +
+    ``target_ids``, sorted), by user_id."""
     targets = (
         target_interactions.select("user_id", "item_id")
         .unique()
@@ -318,7 +327,20 @@ def cold_start_task(
             "fewer than 10 users with source and target behaviour",
             users.height,
         )
-    users = split_by_user(users, valid_share, test_share, seed)
+    return users
+
+
+def _cold_start_from_split(
+    users: pl.DataFrame,
+    target_interactions: pl.DataFrame,
+    index: ItemIndex,
+    max_len: int,
+    *,
+    name: str,
+    n_negatives: int,
+    seed: int,
+) -> ColdStartTask:
+    """The task of ``users`` (``cold_start_users`` with a ``split`` column)."""
     target_items = np.unique(target_interactions.get_column("item_id").to_numpy())
     tokens, relevant = {}, {}
     train = None
@@ -337,6 +359,27 @@ def cold_start_task(
             )
     assert train is not None
     return ColdStartTask(name, target_items, tokens, relevant, train, n_negatives, seed)
+
+
+def cold_start_task(
+    source_sequences: pl.DataFrame,
+    target_interactions: pl.DataFrame,
+    index: ItemIndex,
+    max_len: int,
+    *,
+    name: str = "cold_start",
+    valid_share: float = 0.1,
+    test_share: float = 0.2,
+    n_negatives: int = 99,
+    seed: int = 0,
+) -> ColdStartTask:
+    """Users with a source sequence and at least one target item, split by user."""
+    users = split_by_user(
+        cold_start_users(source_sequences, target_interactions), valid_share, test_share, seed
+    )
+    return _cold_start_from_split(
+        users, target_interactions, index, max_len, name=name, n_negatives=n_negatives, seed=seed
+    )
 
 
 @dataclass(frozen=True)
@@ -386,8 +429,92 @@ def _check_split_sizes(task: str, labels: pl.DataFrame, spec: TaskSpec, hint: st
         raise TaskPreconditionError(
             f"{task}: {counts} users per split; every split needs >= "
             f"{spec.min_users_per_split} (min_users_per_split). Raise valid_share/test_share, "
-            f"{hint}, or lower min_users_per_split in the seq_sequences config."
+            f"{hint}, or lower min_users_per_split in the seq_downstream_splits config."
         )
+
+
+COLD_START = "cold_start"
+SPLIT_COLUMNS = ("task", "user_id", "split", "label")
+"""Columns of a user split (``split_users``): one row per (task, user); ``label`` is the
+attribute's class (null for cold start)."""
+
+
+def split_users(
+    spec: TaskSpec, sequences: pl.DataFrame, target_events: pl.DataFrame, users: pl.DataFrame
+) -> pl.DataFrame:
+    """Assign the users of every downstream task to train/valid/test once (seeded by
+    ``spec.split_seed``), checking that the data can feed each task: cold start, then one
+    task per configured attribute. Raises ``TaskPreconditionError`` naming the setting to
+    change. The result (``SPLIT_COLUMNS``) is what every method and baseline is built from."""
+    n_target_items = target_events.get_column("item_id").n_unique()
+    if n_target_items < 2:
+        raise TaskPreconditionError(
+            f"cold_start: the target domain has {n_target_items} item(s); it needs >= 2 "
+            "(choose target_genres / target_entity in the seq_sequences config that cover more items)"
+        )
+    shares = (spec.valid_share, spec.test_share, spec.split_seed)
+    cold = split_by_user(cold_start_users(sequences, target_events), *shares)
+    _check_split_sizes(COLD_START, cold, spec, "choose target_genres with more users")
+    parts = [cold.select("user_id", "split").with_columns(pl.lit(None, pl.String).alias("label"))]
+    names = [COLD_START]
+    for name, bins in spec.attributes.items():
+        task = f"attribute:{name}"
+        if name not in users.columns:
+            raise TaskPreconditionError(
+                f"{task}: the users table has no column {name!r} (it has "
+                f"{users.columns}); remove it from attributes in the seq_downstream_splits config"
+            )
+        labelled = split_by_user(labelled_users(sequences, users, name, bins), *shares)
+        _check_split_sizes(task, labelled, spec, f"or drop {name!r} from attributes")
+        if labelled.filter(pl.col("split") == "train").get_column("label").n_unique() < 2:
+            raise TaskPreconditionError(
+                f"{task}: the train users hold one class only; drop {name!r} from "
+                "attributes in the seq_downstream_splits config"
+            )
+        parts.append(labelled.select("user_id", "split", "label"))
+        names.append(task)
+    return pl.concat(
+        [p.select(pl.lit(n).alias("task"), pl.all()) for n, p in zip(names, parts, strict=True)]
+    ).select(SPLIT_COLUMNS)
+
+
+def tasks_from_splits(
+    spec: TaskSpec,
+    sequences: pl.DataFrame,
+    target_events: pl.DataFrame,
+    splits: pl.DataFrame,
+    index: ItemIndex,
+    max_len: int,
+) -> list[AttributeTask | ColdStartTask]:
+    """The downstream tasks on the users ``split_users`` assigned (windows of ``max_len``
+    tokens): the same tasks as ``build_tasks`` builds from the same data and spec."""
+
+    def part(task: str) -> pl.DataFrame:
+        rows = splits.filter(pl.col("task") == task)
+        if rows.height == 0:
+            raise TaskPreconditionError(
+                f"{task}: the user split has no users for it (tasks {splits['task'].unique().to_list()}); "
+                "materialize seq_downstream_splits again"
+            )
+        return rows.select("user_id", "split", "label")
+
+    cold_users = cold_start_users(sequences, target_events)
+    cold_users = cold_users.join(part(COLD_START).drop("label"), on="user_id", how="inner")
+    tasks: list[AttributeTask | ColdStartTask] = [
+        _cold_start_from_split(
+            cold_users.sort("user_id"),
+            target_events,
+            index,
+            max_len,
+            name=COLD_START,
+            n_negatives=spec.n_negatives,
+            seed=spec.split_seed,
+        )
+    ]
+    for name in spec.attributes:
+        labelled = sequences.join(part(f"attribute:{name}"), on="user_id", how="inner")
+        tasks.append(_attribute_from_split(name, labelled.sort("user_id"), index, max_len))
+    return tasks
 
 
 def build_tasks(
@@ -398,53 +525,22 @@ def build_tasks(
     index: ItemIndex,
     max_len: int,
 ) -> list[AttributeTask | ColdStartTask]:
-    """Every downstream task of a dataset: cold start, then one task per configured
-    attribute. Raises ``TaskPreconditionError`` when the data cannot feed one."""
-    n_target_items = target_events.get_column("item_id").n_unique()
-    if n_target_items < 2:
-        raise TaskPreconditionError(
-            f"cold_start: the target domain has {n_target_items} item(s); it needs >= 2 "
-            "(choose target_genres / target_entity in the seq_sequences config that cover more items)"
-        )
-    cold = cold_start_task(
-        sequences,
-        target_events,
-        index,
-        max_len,
-        valid_share=spec.valid_share,
-        test_share=spec.test_share,
-        n_negatives=spec.n_negatives,
-        seed=spec.split_seed,
+    """Every downstream task of a dataset (``split_users`` then ``tasks_from_splits``).
+    Raises ``TaskPreconditionError`` when the data cannot feed one."""
+    splits = split_users(spec, sequences, target_events, users)
+    return tasks_from_splits(spec, sequences, target_events, splits, index, max_len)
+
+
+def split_fingerprint(splits: pl.DataFrame, task: str, split: str = "test") -> str:
+    """A short hash of the users ``splits`` puts in ``split`` of ``task``: two rows scored
+    on the same users carry the same fingerprint."""
+    ids = np.sort(
+        splits.filter((pl.col("task") == task) & (pl.col("split") == split))
+        .get_column("user_id")
+        .to_numpy()
+        .astype(np.int64)
     )
-    sizes = pl.DataFrame({"split": [p for p in SPLITS for _ in cold.relevant[p]]})
-    _check_split_sizes("cold_start", sizes, spec, "choose target_genres with more users")
-    tasks: list[AttributeTask | ColdStartTask] = [cold]
-    for name, bins in spec.attributes.items():
-        if name not in users.columns:
-            raise TaskPreconditionError(
-                f"attribute:{name}: the users table has no column {name!r} (it has "
-                f"{users.columns}); remove it from attributes in the seq_sequences config"
-            )
-        task = attribute_task(
-            sequences,
-            users,
-            name,
-            index,
-            max_len,
-            bins=bins,
-            valid_share=spec.valid_share,
-            test_share=spec.test_share,
-            seed=spec.split_seed,
-        )
-        sizes = pl.DataFrame({"split": [p for p in SPLITS for _ in task.splits[p].labels]})
-        _check_split_sizes(task.name, sizes, spec, f"or drop {name!r} from attributes")
-        if len(np.unique(task.train.labels)) < 2:
-            raise TaskPreconditionError(
-                f"{task.name}: the train users hold one class only; drop {name!r} from "
-                "attributes in the seq_sequences config"
-            )
-        tasks.append(task)
-    return tasks
+    return hashlib.sha256(ids.tobytes()).hexdigest()[:16]
 
 
 def describe_tasks(tasks: list[AttributeTask | ColdStartTask]) -> list[dict]:
