@@ -56,7 +56,7 @@ NextItNetPretrainConfig = config_class(
 )
 
 
-def _finetune_config(method: Method) -> type[dg.Config]:
+def finetune_config(method: Method) -> type[dg.Config]:
     """Fine-tuning settings of one method: ``TrainConfig`` with the method's step size
     (``FINETUNE_LR``) and ``FinetuneConfig``; ``seed`` seeds the training, the user split
     is ``seq_downstream_splits``' ``split_seed``."""
@@ -109,13 +109,25 @@ def _round(rows: list[dict]) -> list[dict]:
     return [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
 
 
+def _key(dataset: str, name: str) -> dg.AssetKey:
+    return dg.AssetKey([dataset, name])
+
+
 def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    """The sequence → splits, pretrain → fine-tune → comparison chain of ``dataset``."""
+    """The sequences → splits, pretrain → fine-tunes → comparison chain of ``dataset``."""
+    return [
+        sequences_asset(dataset),
+        splits_asset(dataset),
+        pretrain_asset(dataset),
+        *(finetune_asset(dataset, m) for m in Method),
+        comparison_asset(dataset),
+    ]
+
+
+def sequences_asset(dataset: str) -> dg.AssetsDefinition:
+    """``<dataset>/seq_sequences``: source sequences, target events and the item map."""
     setup = transfer_setup(dataset)
-    seq_config, split_config = sequences_config(setup), splits_config(setup)
-    seq_key = dg.AssetKey([dataset, "seq_sequences"])
-    splits_key = dg.AssetKey([dataset, "seq_downstream_splits"])
-    pre_key = dg.AssetKey([dataset, "nextitnet_pretrain"])
+    seq_config = sequences_config(setup)
     domains = (
         f"{setup.source_entity} → {setup.target_entity}"
         if setup.split == "entity"
@@ -123,7 +135,7 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
     )
 
     @dg.asset(
-        key=seq_key,
+        key=_key(dataset, "seq_sequences"),
         ins={"dataset_handle": dg.AssetIn(key=dataset_key(dataset))},
         group_name=group_name(dataset, "sequences"),
         kinds={"polars", "parquet"},
@@ -138,15 +150,11 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
         config: seq_config, dataset_handle: DatasetArtifact, store: StoreResource
     ) -> dg.Output[SequencesArtifact]:
         chosen = TransferSetup(**library_kwargs(config, TransferSetup, split=setup.split))
+        events = SequenceConfig(**library_kwargs(config, SequenceConfig))
         artifacts = store.store()
         try:
             with artifacts.new_version(f"{dataset}/seq_sequences") as tmp:
-                seq, metrics = stages.run_sequences(
-                    dataset_handle.load(),
-                    chosen,
-                    SequenceConfig(**library_kwargs(config, SequenceConfig)),
-                    tmp,
-                )
+                seq, metrics = stages.run_sequences(dataset_handle.load(), chosen, events, tmp)
                 final = artifacts.final_path(tmp)
         except ValueError as e:
             raise dg.Failure(f"{dataset}/seq_sequences: {e}") from e
@@ -159,10 +167,17 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
             },
         )
 
+    return seq_sequences
+
+
+def splits_asset(dataset: str) -> dg.AssetsDefinition:
+    """``<dataset>/seq_downstream_splits``: the downstream tasks and their one user split."""
+    split_config = splits_config(transfer_setup(dataset))
+
     @dg.asset(
-        key=splits_key,
+        key=_key(dataset, "seq_downstream_splits"),
         ins={
-            "seq": dg.AssetIn(key=seq_key),
+            "seq": dg.AssetIn(key=_key(dataset, "seq_sequences")),
             "dataset_handle": dg.AssetIn(key=dataset_key(dataset)),
         },
         group_name=group_name(dataset, "sequences"),
@@ -181,11 +196,12 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
         dataset_handle: DatasetArtifact,
         store: StoreResource,
     ) -> dg.Output[DownstreamSplitsArtifact]:
+        spec = TaskSpec(**library_kwargs(config, TaskSpec))
         artifacts = store.store()
         try:
             with artifacts.new_version(f"{dataset}/seq_downstream_splits") as tmp:
                 splits, metrics = stages.run_downstream_splits(
-                    seq, dataset_handle.load(), TaskSpec(**library_kwargs(config, TaskSpec)), tmp
+                    seq, dataset_handle.load(), spec, tmp
                 )
                 final = artifacts.final_path(tmp)
         except ValueError as e:
@@ -193,15 +209,21 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
         return dg.Output(
             dataclasses.replace(splits, path=str(final)),
             metadata={
-                "split seed": config.split_seed,
+                "split seed": spec.split_seed,
                 "tasks": markdown_table(metrics["tasks"]),
                 "path": dg.MetadataValue.path(str(final)),
             },
         )
 
+    return seq_downstream_splits
+
+
+def pretrain_asset(dataset: str) -> dg.AssetsDefinition:
+    """``<dataset>/nextitnet_pretrain``: NextItNet pretrained on the source sequences."""
+
     @dg.asset(
-        key=pre_key,
-        ins={"seq": dg.AssetIn(key=seq_key)},
+        key=_key(dataset, "nextitnet_pretrain"),
+        ins={"seq": dg.AssetIn(key=_key(dataset, "seq_sequences"))},
         group_name=group_name(dataset, "peterrec"),
         kinds={"torch"},
         pool="gpu",
@@ -225,7 +247,7 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
         key = stages.pretrain_resume_key(seq, config.model_dump())
         resume_dir = artifacts.artifact_dir(f"{dataset}/nextitnet_pretrain") / f"_resume-{key}"
         with artifacts.new_version(f"{dataset}/nextitnet_pretrain") as tmp:
-            pre, m = stages.run_pretrain(
+            pre, metrics = stages.run_pretrain(
                 seq,
                 NextItNetConfig(**library_kwargs(config, NextItNetConfig, n_tokens=0)),
                 PretrainConfig(**library_kwargs(config, PretrainConfig)),
@@ -238,80 +260,83 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
         shutil.rmtree(resume_dir, ignore_errors=True)
         return dg.Output(
             dataclasses.replace(pre, path=str(final)),
-            metadata=_pretrain_metadata(m) | {"path": dg.MetadataValue.path(str(final))},
+            metadata=_pretrain_metadata(metrics) | {"path": dg.MetadataValue.path(str(final))},
         )
 
-    def make_finetune(method: Method) -> dg.AssetsDefinition:
-        finetune_config = _finetune_config(method)
+    return nextitnet_pretrain
 
-        @dg.asset(
-            key=dg.AssetKey([dataset, f"finetune_{method.value}"]),
-            ins={
-                "pre": dg.AssetIn(key=pre_key),
-                "seq": dg.AssetIn(key=seq_key),
-                "splits": dg.AssetIn(key=splits_key),
-            },
-            group_name=group_name(dataset, "peterrec"),
-            kinds={"torch"},
-            pool="gpu",
-            code_version=CODE_VERSION,
-            description=(
-                f"{stages.METHOD_TITLES[method]}. Fine-tuned on every downstream task of "
-                "the dataset, on the users of seq_downstream_splits."
-            ),
-        )
-        def _finetune(
-            context: dg.AssetExecutionContext,
-            config: finetune_config,
-            pre: PretrainedArtifact,
-            seq: SequencesArtifact,
-            splits: DownstreamSplitsArtifact,
-            store: StoreResource,
-            torch_device: TorchDeviceResource,
-        ) -> dg.Output[FinetuneArtifact]:
-            device = torch_device.resolve(context.log)
-            train = TrainConfig(
-                **library_kwargs(config, TrainConfig, device=str(device), patience=None)
-            )
-            artifacts = store.store()
-            with artifacts.new_version(f"{dataset}/finetune_{method.value}") as tmp:
-                tuned, m = stages.run_finetune(
-                    pre,
-                    seq,
-                    splits,
-                    method,
-                    train,
-                    stages.FinetuneConfig(**library_kwargs(config, stages.FinetuneConfig)),
-                    tmp,
-                    on_progress=lambda task: log_progress(context, f"{method.value} {task} epoch"),
-                )
-                final = artifacts.final_path(tmp)
-            rows = m["rows"]
-            return dg.Output(
-                dataclasses.replace(tuned, path=str(final)),
-                metadata={
-                    "test metrics": markdown_table(_round(rows)),
-                    "trained parameters": int(rows[0]["trained_params"]),
-                    "share of parameters trained": rows[0]["trained_params"]
-                    / rows[0]["total_params"],
-                    "path": dg.MetadataValue.path(str(final)),
-                },
-            )
 
-        return _finetune
-
-    finetunes = [make_finetune(m) for m in Method]
+def finetune_asset(dataset: str, method: Method) -> dg.AssetsDefinition:
+    """``<dataset>/finetune_<method>``: one method fine-tuned on every downstream task."""
+    method_config = finetune_config(method)
 
     @dg.asset(
-        key=dg.AssetKey([dataset, "finetune_comparison"]),
+        key=_key(dataset, f"finetune_{method.value}"),
         ins={
-            "seq": dg.AssetIn(key=seq_key),
-            "splits": dg.AssetIn(key=splits_key),
-            "pre": dg.AssetIn(key=pre_key),
-            **{
-                m.value: dg.AssetIn(key=dg.AssetKey([dataset, f"finetune_{m.value}"]))
-                for m in Method
+            "pre": dg.AssetIn(key=_key(dataset, "nextitnet_pretrain")),
+            "seq": dg.AssetIn(key=_key(dataset, "seq_sequences")),
+            "splits": dg.AssetIn(key=_key(dataset, "seq_downstream_splits")),
+        },
+        group_name=group_name(dataset, "peterrec"),
+        kinds={"torch"},
+        pool="gpu",
+        code_version=CODE_VERSION,
+        description=(
+            f"{stages.METHOD_TITLES[method]}. Fine-tuned on every downstream task of the "
+            "dataset, on the users of seq_downstream_splits."
+        ),
+    )
+    def _finetune(
+        context: dg.AssetExecutionContext,
+        config: method_config,
+        pre: PretrainedArtifact,
+        seq: SequencesArtifact,
+        splits: DownstreamSplitsArtifact,
+        store: StoreResource,
+        torch_device: TorchDeviceResource,
+    ) -> dg.Output[FinetuneArtifact]:
+        device = torch_device.resolve(context.log)
+        # patience goes with each task's selection metric: run_finetune sets both
+        train = TrainConfig(
+            **library_kwargs(config, TrainConfig, device=str(device), patience=None)
+        )
+        artifacts = store.store()
+        with artifacts.new_version(f"{dataset}/finetune_{method.value}") as tmp:
+            tuned, metrics = stages.run_finetune(
+                pre,
+                seq,
+                splits,
+                method,
+                train,
+                stages.FinetuneConfig(**library_kwargs(config, stages.FinetuneConfig)),
+                tmp,
+                on_progress=lambda task: log_progress(context, f"{method.value} {task} epoch"),
+            )
+            final = artifacts.final_path(tmp)
+        rows = metrics["rows"]
+        return dg.Output(
+            dataclasses.replace(tuned, path=str(final)),
+            metadata={
+                "test metrics": markdown_table(_round(rows)),
+                "trained parameters": int(rows[0]["trained_params"]),
+                "share of parameters trained": rows[0]["trained_params"] / rows[0]["total_params"],
+                "path": dg.MetadataValue.path(str(final)),
             },
+        )
+
+    return _finetune
+
+
+def comparison_asset(dataset: str) -> dg.AssetsDefinition:
+    """``<dataset>/finetune_comparison``: every method next to the baselines."""
+
+    @dg.asset(
+        key=_key(dataset, "finetune_comparison"),
+        ins={
+            "seq": dg.AssetIn(key=_key(dataset, "seq_sequences")),
+            "splits": dg.AssetIn(key=_key(dataset, "seq_downstream_splits")),
+            "pre": dg.AssetIn(key=_key(dataset, "nextitnet_pretrain")),
+            **{m.value: dg.AssetIn(key=_key(dataset, f"finetune_{m.value}")) for m in Method},
         },
         group_name=group_name(dataset, "peterrec"),
         kinds={"polars", "sklearn"},
@@ -333,31 +358,25 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
     ) -> dg.Output[EvaluationArtifact]:
         artifacts = store.store()
         with artifacts.new_version(f"{dataset}/finetune_comparison") as tmp:
-            evaluation, m = stages.run_comparison(
-                seq, splits, pre, [tuned[method.value] for method in Method], tmp
+            evaluation, metrics = stages.run_comparison(
+                seq, splits, pre, [tuned[m.value] for m in Method], tmp
             )
             final = artifacts.final_path(tmp)
         return dg.Output(
             dataclasses.replace(evaluation, path=str(final)),
             metadata={
-                "comparison": markdown_table(_round(m["table"].to_dicts())),
-                "verdict": dg.MetadataValue.md("\n".join(f"- {v}" for v in m["verdicts"])),
+                "comparison": markdown_table(_round(metrics["table"].to_dicts())),
+                "verdict": dg.MetadataValue.md("\n".join(f"- {v}" for v in metrics["verdicts"])),
                 "path": dg.MetadataValue.path(str(final / "comparison.parquet")),
             },
         )
 
-    return [
-        seq_sequences,
-        seq_downstream_splits,
-        nextitnet_pretrain,
-        *finetunes,
-        finetune_comparison,
-    ]
+    return finetune_comparison
 
 
-def _pretrain_metadata(m: dict) -> dict:
+def _pretrain_metadata(metrics: dict) -> dict:
     """Loss and validation curves and the timings of one pretraining."""
-    history = m["history"]
+    history = metrics["history"]
     return {
         "loss": line_chart(
             {"train loss": [r["loss"] for r in history]}, "next-item loss", "epoch", "loss"
@@ -369,9 +388,9 @@ def _pretrain_metadata(m: dict) -> dict:
             "metric",
         ),
         "final valid hr@10": float(history[-1]["hr@10"]),
-        "parameters": m["total_params"],
-        "sequences per second": m["samples_per_s"],
-        "train seconds": m["elapsed_s"],
-        "device": m["device"],
-        "resumed from epoch": m["resumed_from_epoch"],
+        "parameters": metrics["total_params"],
+        "sequences per second": metrics["samples_per_s"],
+        "train seconds": metrics["elapsed_s"],
+        "device": metrics["device"],
+        "resumed from epoch": metrics["resumed_from_epoch"],
     }
