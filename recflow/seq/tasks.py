@@ -20,8 +20,10 @@ users are unseen while fine-tuning.
   metrics says for which share of pairs this rule ran (0 = every pair sampled).
 
 ``TaskSpec`` holds every choice that builds the tasks (attributes, negatives, shares, split
-seed); ``build_tasks`` checks the data against it and fails with a message naming the
-setting to change, so ``preflight`` can run it before any training.
+seed). ``split_users`` checks the data against it (failing with a message naming the
+setting to change) and assigns each task's users to train/valid/test once; the result is
+stored, and ``tasks_from_splits`` rebuilds the tasks from it for every method and
+baseline (``build_tasks`` = both steps).
 """
 
 from __future__ import annotations

@@ -3,12 +3,14 @@ and the Launchpad configs the chain's assets generate from recflow's dataclasses
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
+from assets.config import CONFIG_SOURCES
 from assets.datasets import synthetic_dataset
 from assets.io_manager import JsonHandleIOManager
 from assets.resources import StoreResource, TorchDeviceResource
@@ -54,6 +56,24 @@ def test_launchpad_configs_carry_the_library_defaults() -> None:
     pretrain = _config_defaults(assets["nextitnet_pretrain"])
     assert pretrain["dilations"] == [1, 2, 4, 8] and pretrain["max_len"] == 50
     assert "n_tokens" not in pretrain
+
+
+def test_every_library_field_is_in_a_launchpad_config_or_excluded_with_a_reason() -> None:
+    build_seq_assets("synthetic")
+    mine = {s.config.__name__: s for s in CONFIG_SOURCES if s.config.__module__ == "assets.seq"}
+    assert {
+        "SeqSequencesConfig",
+        "SeqDownstreamSplitsConfig",
+        "NextItNetPretrainConfig",
+        "FinetuneFineAllConfig",
+        "FinetunePeterrecSerialConfig",
+    } <= set(mine)
+    for name, source in mine.items():
+        fields = set(source.config.model_fields)
+        library = {f.name for lib in source.library for f in dataclasses.fields(lib)}
+        assert fields <= library, f"{name}: fields no library class reads"
+        for field in library - fields:
+            assert source.excluded.get(field), f"{name}: {field} neither settable nor excused"
 
 
 @pytest.mark.slow
