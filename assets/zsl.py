@@ -74,9 +74,7 @@ _MODEL_EXCLUDE = {"method": "fixed by the asset: one asset per method"}
 ZslModelConfig = config_class(
     "ZslModelConfig",
     ZslConfig,
-    ModelResult,
     ModelSettings,
-    SearchIndexResult,
     exclude=_MODEL_EXCLUDE,
     doc="Solver settings (ZslConfig; paper: dim 200, ω0 0.001, λ 4, 10 iterations; here "
     "λ 1, ω0 0.01: at the paper's values STL and ZSL_ME collapse to one direction on "
@@ -85,9 +83,7 @@ ZslModelConfig = config_class(
 ZslSyntheticModelConfig = config_class(
     "ZslSyntheticModelConfig",
     ZslConfig,
-    ModelResult,
     ModelSettings,
-    SearchIndexResult,
     exclude=_MODEL_EXCLUDE,
     overrides={"lam": 1.0, "omega0": 0.01},
     doc="The synthetic world's settings: with the paper's λ=4, ω0=0.001 every method stays "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import dagster as dg
 import pytest
 
@@ -9,8 +11,48 @@ from assets.cooc import build_cooc_assets
 from assets.datasets import synthetic_dataset
 from assets.io_manager import JsonHandleIOManager
 from assets.resources import StoreResource, TorchDeviceResource
-from assets.zsl import build_zsl_assets
+from assets.zsl import (
+    ZslModelConfig,
+    ZslRefreshConfig,
+    ZslSyntheticModelConfig,
+    ZslSyntheticVocabularyConfig,
+    ZslVocabularyConfig,
+    build_zsl_assets,
+)
 from recflow.cli import main
+from recflow.text import TextConfig
+from recflow.zsl.models import ZslConfig
+from recflow.zsl.queries import TagSplitConfig
+from recflow.zsl.refresh import RefreshConfig
+from recflow.zsl.stages import ModelSettings
+
+
+def _names(*library: type) -> set[str]:
+    return {f.name for cls in library for f in dataclasses.fields(cls)}
+
+
+def test_configs_are_the_library_dataclasses():
+    # every solver field is settable except the method, which each model asset fixes
+    model_fields = _names(ZslConfig, ModelSettings) - {"method"}
+    assert set(ZslModelConfig.model_fields) == model_fields
+    assert set(ZslSyntheticModelConfig.model_fields) == model_fields
+    assert ZslModelConfig().model_dump() == {
+        f: getattr(ZslConfig(), f, getattr(ModelSettings(), f, None)) for f in model_fields
+    }
+    assert set(ZslVocabularyConfig.model_fields) == _names(TextConfig, TagSplitConfig)
+    assert ZslVocabularyConfig().tag_text_share == 0.5
+    assert ZslSyntheticVocabularyConfig().tag_text_share == 0.0  # synonyms never item text
+    assert ZslRefreshConfig().model_dump() == dataclasses.asdict(RefreshConfig())
+
+
+def test_groups_say_the_dataset():
+    groups = {
+        a.group_names_by_key[k]
+        for a in build_zsl_assets("ml_small")
+        if isinstance(a, dg.AssetsDefinition) and not isinstance(a, dg.AssetChecksDefinition)
+        for k in a.keys
+    }
+    assert groups == {"ml_small_zsl"}
 
 
 @pytest.mark.slow
