@@ -9,6 +9,9 @@ saves the folder it wrote; how each dataset becomes a source and a target domain
 
 import dataclasses
 import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -18,7 +21,7 @@ from assets.groups import group_name
 from assets.metadata import line_chart, markdown_table
 from assets.progress import log_progress
 from assets.resources import StoreResource, TorchDeviceResource
-from recflow.artifacts import EvaluationArtifact
+from recflow.artifacts import Artifact, EvaluationArtifact
 from recflow.data.dataset import DatasetArtifact
 from recflow.seq import stages
 from recflow.seq.domains import TransferSetup, transfer_setup
@@ -113,6 +116,21 @@ def _key(dataset: str, name: str) -> dg.AssetKey:
     return dg.AssetKey([dataset, name])
 
 
+A = TypeVar("A", bound=Artifact)
+
+
+def _stored(
+    store: StoreResource, name: str, stage: Callable[[Path], tuple[A, dict[str, Any]]]
+) -> tuple[A, dict[str, Any]]:
+    """Run ``stage`` into a new store version of ``name`` (deleted if it fails); its
+    artifact, naming the folder where the version landed, and its metrics."""
+    artifacts = store.store()
+    with artifacts.new_version(name) as tmp:
+        artifact, metrics = stage(tmp)
+        final = artifacts.final_path(tmp)
+    return dataclasses.replace(artifact, path=str(final)), metrics
+
+
 def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
     """The sequences → splits, pretrain → fine-tunes → comparison chain of ``dataset``."""
     return [
@@ -151,19 +169,20 @@ def sequences_asset(dataset: str) -> dg.AssetsDefinition:
     ) -> dg.Output[SequencesArtifact]:
         chosen = TransferSetup(**library_kwargs(config, TransferSetup, split=setup.split))
         events = SequenceConfig(**library_kwargs(config, SequenceConfig))
-        artifacts = store.store()
         try:
-            with artifacts.new_version(f"{dataset}/seq_sequences") as tmp:
-                seq, metrics = stages.run_sequences(dataset_handle.load(), chosen, events, tmp)
-                final = artifacts.final_path(tmp)
+            seq, metrics = _stored(
+                store,
+                f"{dataset}/seq_sequences",
+                lambda out: stages.run_sequences(dataset_handle.load(), chosen, events, out),
+            )
         except ValueError as e:
             raise dg.Failure(f"{dataset}/seq_sequences: {e}") from e
         return dg.Output(
-            dataclasses.replace(seq, path=str(final)),
+            seq,
             metadata={
                 "dagster/row_count": metrics["users"],
                 **metrics,
-                "path": dg.MetadataValue.path(str(final)),
+                "path": dg.MetadataValue.path(seq.path),
             },
         )
 
@@ -197,21 +216,20 @@ def splits_asset(dataset: str) -> dg.AssetsDefinition:
         store: StoreResource,
     ) -> dg.Output[DownstreamSplitsArtifact]:
         spec = TaskSpec(**library_kwargs(config, TaskSpec))
-        artifacts = store.store()
         try:
-            with artifacts.new_version(f"{dataset}/seq_downstream_splits") as tmp:
-                splits, metrics = stages.run_downstream_splits(
-                    seq, dataset_handle.load(), spec, tmp
-                )
-                final = artifacts.final_path(tmp)
+            splits, metrics = _stored(
+                store,
+                f"{dataset}/seq_downstream_splits",
+                lambda out: stages.run_downstream_splits(seq, dataset_handle.load(), spec, out),
+            )
         except ValueError as e:
             raise dg.Failure(f"{dataset}/seq_downstream_splits: {e}") from e
         return dg.Output(
-            dataclasses.replace(splits, path=str(final)),
+            splits,
             metadata={
                 "split seed": spec.split_seed,
                 "tasks": markdown_table(metrics["tasks"]),
-                "path": dg.MetadataValue.path(str(final)),
+                "path": dg.MetadataValue.path(splits.path),
             },
         )
 
@@ -243,24 +261,25 @@ def pretrain_asset(dataset: str) -> dg.AssetsDefinition:
         torch_device: TorchDeviceResource,
     ) -> dg.Output[PretrainedArtifact]:
         device = torch_device.resolve(context.log)
-        artifacts = store.store()
+        name = f"{dataset}/nextitnet_pretrain"
         key = stages.pretrain_resume_key(seq, config.model_dump())
-        resume_dir = artifacts.artifact_dir(f"{dataset}/nextitnet_pretrain") / f"_resume-{key}"
-        with artifacts.new_version(f"{dataset}/nextitnet_pretrain") as tmp:
-            pre, metrics = stages.run_pretrain(
+        resume_dir = store.store().artifact_dir(name) / f"_resume-{key}"
+        pre, metrics = _stored(
+            store,
+            name,
+            lambda out: stages.run_pretrain(
                 seq,
                 NextItNetConfig(**library_kwargs(config, NextItNetConfig, n_tokens=0)),
                 PretrainConfig(**library_kwargs(config, PretrainConfig)),
                 TrainConfig(**library_kwargs(config, TrainConfig, device=str(device))),
-                tmp,
+                out,
                 resume_dir=resume_dir,
                 on_progress=log_progress(context, "pretrain epoch"),
-            )
-            final = artifacts.final_path(tmp)
+            ),
+        )
         shutil.rmtree(resume_dir, ignore_errors=True)
         return dg.Output(
-            dataclasses.replace(pre, path=str(final)),
-            metadata=_pretrain_metadata(metrics) | {"path": dg.MetadataValue.path(str(final))},
+            pre, metadata=_pretrain_metadata(metrics) | {"path": dg.MetadataValue.path(pre.path)}
         )
 
     return nextitnet_pretrain
@@ -300,27 +319,28 @@ def finetune_asset(dataset: str, method: Method) -> dg.AssetsDefinition:
         train = TrainConfig(
             **library_kwargs(config, TrainConfig, device=str(device), patience=None)
         )
-        artifacts = store.store()
-        with artifacts.new_version(f"{dataset}/finetune_{method.value}") as tmp:
-            tuned, metrics = stages.run_finetune(
+        tuned, metrics = _stored(
+            store,
+            f"{dataset}/finetune_{method.value}",
+            lambda out: stages.run_finetune(
                 pre,
                 seq,
                 splits,
                 method,
                 train,
                 stages.FinetuneConfig(**library_kwargs(config, stages.FinetuneConfig)),
-                tmp,
+                out,
                 on_progress=lambda task: log_progress(context, f"{method.value} {task} epoch"),
-            )
-            final = artifacts.final_path(tmp)
+            ),
+        )
         rows = metrics["rows"]
         return dg.Output(
-            dataclasses.replace(tuned, path=str(final)),
+            tuned,
             metadata={
                 "test metrics": markdown_table(_round(rows)),
                 "trained parameters": int(rows[0]["trained_params"]),
                 "share of parameters trained": rows[0]["trained_params"] / rows[0]["total_params"],
-                "path": dg.MetadataValue.path(str(final)),
+                "path": dg.MetadataValue.path(tuned.path),
             },
         )
 
@@ -356,18 +376,19 @@ def comparison_asset(dataset: str) -> dg.AssetsDefinition:
         pre: PretrainedArtifact,
         **tuned: FinetuneArtifact,
     ) -> dg.Output[EvaluationArtifact]:
-        artifacts = store.store()
-        with artifacts.new_version(f"{dataset}/finetune_comparison") as tmp:
-            evaluation, metrics = stages.run_comparison(
-                seq, splits, pre, [tuned[m.value] for m in Method], tmp
-            )
-            final = artifacts.final_path(tmp)
+        evaluation, metrics = _stored(
+            store,
+            f"{dataset}/finetune_comparison",
+            lambda out: stages.run_comparison(
+                seq, splits, pre, [tuned[m.value] for m in Method], out
+            ),
+        )
         return dg.Output(
-            dataclasses.replace(evaluation, path=str(final)),
+            evaluation,
             metadata={
                 "comparison": markdown_table(_round(metrics["table"].to_dicts())),
                 "verdict": dg.MetadataValue.md("\n".join(f"- {v}" for v in metrics["verdicts"])),
-                "path": dg.MetadataValue.path(str(final / "comparison.parquet")),
+                "path": dg.MetadataValue.path(str(evaluation.folder / "comparison.parquet")),
             },
         )
 
