@@ -5,5 +5,6 @@ and Recommendation", SIGIR 2020. Modules: ``sequences`` (per-user sequences, spl
 tokens), ``nextitnet`` (the network), ``pretrain`` (next-item pretraining), ``patches``
 (model patches), ``finetune`` (FineAll/FineLast/FineCLS/PeterRec/scratch), ``tasks``
 (attribute prediction, cold-start recommendation), ``comparison`` (the evaluation
-table), ``checkpoint`` (weights + config + item-id map on disk).
+table), ``checkpoint`` (weights + config + item-id map on disk), ``stages`` (the
+pipeline's stages and the artifacts they hand each other).
 """
