@@ -23,6 +23,12 @@ Model selection: the last ``validation_share`` of the training impressions (by t
 held out as split "valid"; every training stage runs up to its epoch budget, scores GAUC
 on the valid rows of the entity it serves after each epoch, keeps its best epoch and
 stops after ``patience`` epochs without gain. Test rows are only ever scored at the end.
+``RunConfig`` holds these settings for one training stage (the ``mkt_mem``/``mkt_tem``
+assets); ``ExperimentConfig`` takes its defaults from it, so both state them once.
+
+Reuse: ``run_experiment(pretrained={seed: (mem, tem)})`` scores a MEM and TEM trained
+elsewhere (the assets) as that seed's ``mkt_mem``/``mkt_tem`` instead of training them
+again; with the same settings and seed they are the models the experiment would train.
 """
 
 from __future__ import annotations
@@ -60,6 +66,11 @@ REFERENCES = ("rate_target", "rate_both")  # count tables, no training, no seed
 # what ``validation_gauc`` reports, and which way is better
 SELECT_MODES = {"valid_gauc": "max", "valid_auc": "max", "valid_loss": "min"}
 REFERENCE_MODEL = "mlp_target"
+TRAINING_COLUMNS = (  # one row of ExperimentResult.training per training stage
+    "stage", "seed", "samples_per_s", "elapsed_s", "trained_params", "total_params",
+    "final_loss", "resumed_from_epoch", "epochs_run", "best_epoch", "valid_gauc",
+    "valid_loss", "device", "reused",
+)  # fmt: skip
 PAPER_TENREC = {  # table 2 of the paper: (AUC, GAUC) on Tenrec
     "mlp_target": (0.9337, 0.6393),
     "finetune": (0.9456, 0.6520),
@@ -67,24 +78,64 @@ PAPER_TENREC = {  # table 2 of the paper: (AUC, GAUC) on Tenrec
 }
 
 
+def _check_selection(select_by: str, validation_share: float) -> None:
+    if select_by not in SELECT_MODES:
+        raise ValueError(f"select_by must be one of {list(SELECT_MODES)}, got {select_by!r}")
+    if not 0.0 <= validation_share < 1.0:
+        raise ValueError(f"validation_share must be in [0, 1), got {validation_share}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How one MKT training stage runs (MEM pretraining, TEM fine-tuning): the settings
+    every model of the experiment shares, for a stage trained on its own."""
+
+    epochs: int = 10  # the most; with validation the best epoch is kept
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    # the last 1/8 of training impressions (10% of all) choose the best epoch;
+    # 0 = no validation, the stage runs its full epoch count
+    validation_share: float = 0.125
+    patience: int | None = 2  # with validation: stop after this many epochs without gain
+    select_by: str = "valid_gauc"  # a key of SELECT_MODES; "valid_loss" = log loss
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_selection(self.select_by, self.validation_share)
+
+
+def train_config(run: RunConfig, device: str) -> TrainConfig:
+    """The loop's settings for ``run``: selecting on validation when it holds rows out."""
+    selecting = run.validation_share > 0
+    return TrainConfig(
+        epochs=run.epochs,
+        lr=run.lr,
+        weight_decay=run.weight_decay,
+        seed=run.seed,
+        device=device,
+        select_by=run.select_by if selecting else None,
+        select_mode=SELECT_MODES[run.select_by],
+        patience=run.patience if selecting else None,
+    )
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Which models, how long, how many seeds."""
+    """Which models, how long, how many seeds; training settings default to ``RunConfig``'s."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
     models: tuple[str, ...] = MODELS
     ablations: tuple[str, ...] = ABLATIONS
     references: tuple[str, ...] = REFERENCES
-    batch_size: int = 256
-    pretrain_epochs: int = 10  # most epochs of MEM, joint models, Finetune's source stage
-    target_epochs: int = 10  # most epochs of TEM, single-domain MLP, Finetune's target stage
-    # the last 1/8 of training impressions (10% of all) choose each stage's best epoch;
-    # 0 = no validation, every stage runs its full epoch count
-    validation_share: float = 0.125
-    patience: int | None = 2  # with validation: stop after this many epochs without gain
-    select_by: str = "valid_gauc"  # a key of SELECT_MODES; "valid_loss" = log loss
-    lr: float = 2e-3
-    weight_decay: float = 0.0
+    batch_size: int = RunConfig.batch_size
+    pretrain_epochs: int = RunConfig.epochs  # MEM, joint models, Finetune's source stage
+    target_epochs: int = RunConfig.epochs  # TEM, single-domain MLP, Finetune's target stage
+    validation_share: float = RunConfig.validation_share
+    patience: int | None = RunConfig.patience
+    select_by: str = RunConfig.select_by
+    lr: float = RunConfig.lr
+    weight_decay: float = RunConfig.weight_decay
     device: str = "auto"
     mem: MemConfig = field(default_factory=MemConfig)
     tem: TemConfig = field(default_factory=TemConfig)
@@ -100,15 +151,23 @@ class ExperimentConfig:
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise ValueError(f"unknown MKT {what} {unknown}; known: {list(known)}")
-        if self.select_by not in SELECT_MODES:
-            raise ValueError(
-                f"select_by must be one of {list(SELECT_MODES)}, got {self.select_by!r}"
-            )
-        if not 0.0 <= self.validation_share < 1.0:
-            raise ValueError(f"validation_share must be in [0, 1), got {self.validation_share}")
+        _check_selection(self.select_by, self.validation_share)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def run(self, epochs: int, seed: int) -> RunConfig:
+        """One training stage of this experiment as a ``RunConfig``."""
+        return RunConfig(
+            epochs=epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            validation_share=self.validation_share,
+            patience=self.patience,
+            select_by=self.select_by,
+            seed=seed,
+        )
 
 
 @dataclass
@@ -163,6 +222,7 @@ class SeedRunner:
         config: ExperimentConfig,
         seed: int,
         checkpoint_root: Path | None,
+        pretrained: tuple[MultiEntityModel, nn.Module] | None = None,
     ) -> None:
         self.tables, self.config, self.seed = tables, config, seed
         self.spec: FeatureSpec = tables.spec()
@@ -180,6 +240,12 @@ class SeedRunner:
         self.checkpoint_root = checkpoint_root
         self.training: list[dict[str, Any]] = []
         self.mem_cache: dict[str, MultiEntityModel] = {}
+        self.tem_cache: dict[str, nn.Module] = {}
+        if pretrained is not None:  # trained elsewhere with this seed and these settings
+            self.mem_cache["mkt_mem"], self.tem_cache["mkt_tem"] = pretrained
+            for stage in ("mkt_mem", "mkt_tem"):
+                self.training.append({**dict.fromkeys(TRAINING_COLUMNS), "stage": stage,
+                                      "seed": seed, "reused": True})  # fmt: skip
 
     def _init(self, build: Callable[[], nn.Module], salt: int) -> nn.Module:
         torch.manual_seed(self.seed * 1009 + salt)
@@ -190,18 +256,7 @@ class SeedRunner:
         return model
 
     def _train_config(self, epochs: int) -> TrainConfig:
-        c = self.config
-        selecting = bool(self.validators)
-        return TrainConfig(
-            epochs=epochs,
-            lr=c.lr,
-            weight_decay=c.weight_decay,
-            seed=self.seed,
-            device=c.device,
-            select_by=c.select_by if selecting else None,
-            select_mode=SELECT_MODES[c.select_by],
-            patience=c.patience if selecting else None,
-        )
+        return train_config(self.config.run(epochs, self.seed), self.config.device)
 
     def _validator(self, entity: str | None = None) -> EvalFn | None:
         return self.validators.get(entity or self.tables.mapping.target_entity)
@@ -232,6 +287,7 @@ class SeedRunner:
                 "valid_gauc": best.get("valid_gauc"),  # at the kept epoch
                 "valid_loss": best.get("valid_loss"),
                 "device": res.device,
+                "reused": False,
             }
         )
 
@@ -274,6 +330,8 @@ class SeedRunner:
         return self.mem_cache[name]
 
     def tem(self, name: str, mem: MultiEntityModel, freeze: bool = True) -> nn.Module:
+        if name in self.tem_cache:
+            return self.tem_cache[name]
         tc = self._train_config(self.config.target_epochs)
         tem, res = finetune_tem(
             self.tables,
@@ -354,8 +412,10 @@ def run_experiment(
     *,
     checkpoint_root: str | Path | None = None,
     on_progress: ProgressFn | None = None,
+    pretrained: dict[int, tuple[MultiEntityModel, nn.Module]] | None = None,
 ) -> ExperimentResult:
-    """Train and evaluate every model of ``config`` for every seed."""
+    """Train and evaluate every model of ``config`` for every seed; ``pretrained[seed]``
+    = (MEM, TEM) trained with ``config.run(…, seed)`` stands in for that seed's MKT."""
     names = [*config.models, *config.ablations]
     total = len(names) * len(config.seeds) + len(config.references)
     rows: list[dict[str, Any]] = []
@@ -369,7 +429,7 @@ def run_experiment(
         scores = user_feature_rate(tables, entity)
         rows.append({"model": name, "seed": None, **evaluate_target(test_rows, scores)})
     for seed in config.seeds:
-        runner = SeedRunner(tables, config, seed, root)
+        runner = SeedRunner(tables, config, seed, root, (pretrained or {}).get(seed))
         for name in names:
             row = {"model": name, "seed": seed, **runner.evaluate(runner.model(name))}
             rows.append(row)

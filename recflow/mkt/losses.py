@@ -12,9 +12,11 @@ def per_entity_bce(
     labels: torch.Tensor,
     entity: torch.Tensor,
     n_entities: int = 2,
-    weighting: str = "entity",
+    *,
+    weighting: str,
 ) -> torch.Tensor:
-    """BCE_source + BCE_target over a mixed batch.
+    """BCE_source + BCE_target over a mixed batch; each model states its ``weighting``
+    (MEM: ``MemConfig.loss_weighting``; the joint baselines: "entity").
 
     ``weighting="entity"``: Σ_k mean_{i∈k} BCE_i, each entity weighs the same whatever its
     volume. ``"volume"``: Σ_k Σ_{i∈k} BCE_i / B, each sample weighs the same (the plain
@@ -40,5 +42,6 @@ def target_bce(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor
 
 
 def joint_bce(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """BCE_source + BCE_target of a joint model whose forward picks each sample's tower."""
-    return per_entity_bce(model(batch), batch["label"], batch["entity"])
+    """BCE_source + BCE_target of a joint model whose forward picks each sample's tower,
+    each entity weighing the same (the paper's sum of per-entity losses)."""
+    return per_entity_bce(model(batch), batch["label"], batch["entity"], weighting="entity")
