@@ -1,20 +1,19 @@
-"""The ``cooc`` group: the item→next-item co-consumption matrix of a dataset, and its checks."""
+"""The ``<dataset>_cooc`` groups: the item→next-item co-consumption matrix and its checks."""
 
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 
-from assets.datasets import dataset_from_handle, dataset_key
-from assets.defaults import library_defaults
+from assets.config import config_class, library_kwargs
+from assets.datasets import dataset_key
+from assets.groups import group_name
 from assets.metadata import bar_chart
 from assets.resources import StoreResource
 from assets.spark import SPARK, SparkResource
 from recflow.cooc import CoocArtifact, CoocConfig, build_cooc
 from recflow.cooc_checks import check_cooc_matrix
 from recflow.data.dataset import DatasetArtifact
-
-_DEFAULTS = library_defaults(CoocConfig)
 
 CHECK_NAMES = (
     "at_most_k_per_row",
@@ -25,22 +24,17 @@ CHECK_NAMES = (
 )
 
 
-class CoocMatrixConfig(dg.Config):
-    """How pairs are counted (defaults = ``recflow.cooc.CoocConfig``: the paper's
-    consecutive pairs, top 250 neighbours per seed item), and by which engine: ``duckdb``
-    (this machine, out of core) or ``spark`` (the ``spark`` resource's master, local[2]
-    by default; same result cell by cell, see ``recflow.cooc_spark``)."""
-
-    engine: Literal["duckdb", "spark"] = "duckdb"
-
-    top_k: int = _DEFAULTS["top_k"]
-    mode: Literal["consecutive", "window"] = _DEFAULTS["mode"]
-    window_positions: int | None = _DEFAULTS["window_positions"]
-    window_seconds: int | None = _DEFAULTS["window_seconds"]
-    symmetric: bool = _DEFAULTS["symmetric"]
-    ties_unordered: bool = _DEFAULTS["ties_unordered"]
-    positive_only: bool = _DEFAULTS["positive_only"]
-    memory_limit: str = _DEFAULTS["memory_limit"]
+CoocMatrixConfig = config_class(
+    "CoocMatrixConfig",
+    CoocConfig,
+    extra={"engine": (Literal["duckdb", "spark"], "duckdb")},
+    doc=(
+        "How pairs are counted (defaults = ``recflow.cooc.CoocConfig``: the paper's "
+        "consecutive pairs, top 250 neighbours per seed item), and by which engine: "
+        "``duckdb`` (this machine, out of core) or ``spark`` (the ``spark`` resource's "
+        "master, local[2] by default; same result cell by cell, see ``recflow.cooc_spark``)."
+    ),
+)
 
 
 def cooc_key(dataset: str) -> dg.AssetKey:
@@ -54,7 +48,7 @@ def _stats_metadata(stats: dict) -> dict[str, object]:
             meta[k] = v
     hist = stats.get("neighbour_histogram")
     if isinstance(hist, dict) and hist.get("counts"):
-        labels = [str(x) for x in hist["edges"]][: len(hist["counts"])]
+        labels = [str(x) for x in hist["edges"][: len(hist["counts"])]]
         meta["neighbours per row"] = bar_chart(
             labels, hist["counts"], "neighbours kept per seed item", "neighbours"
         )
@@ -68,9 +62,9 @@ def build_cooc_assets(dataset: str) -> list[dg.AssetsDefinition | dg.AssetChecks
     @dg.asset(
         key=key,
         ins={"dataset_handle": dg.AssetIn(key=dataset_key(dataset))},
-        group_name="cooc",
+        group_name=group_name(dataset, "cooc"),
         kinds={"duckdb", "spark", "parquet"},
-        code_version="1",
+        code_version="2",
         resource_defs={"spark": SPARK},
         description=(
             "Item→next-item co-consumption counts (Wu et al. 2020): per user, events sorted "
@@ -86,9 +80,9 @@ def build_cooc_assets(dataset: str) -> list[dg.AssetsDefinition | dg.AssetChecks
         store: StoreResource,
         spark: SparkResource,
     ) -> dg.Output[CoocArtifact]:
-        ds = dataset_from_handle(dataset_handle)
+        ds = dataset_handle.load()
         artifacts = store.store()
-        cooc_config = CoocConfig(**config.model_dump(exclude={"engine"}))
+        cooc_config = CoocConfig(**library_kwargs(config, CoocConfig))
         with artifacts.new_version(f"{dataset}/cooc_matrix") as tmp:
             if config.engine == "spark":
                 from recflow.cooc_spark import build_cooc_spark

@@ -22,6 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.datasets import dataset_from_handle, dataset_key, write_canonical
+from assets.groups import group_name
 from assets.metadata import markdown_table
 from assets.resources import REPO_ROOT, StoreResource
 from recflow.data.daily import (
@@ -32,38 +33,15 @@ from recflow.data.daily import (
     missing_days,
     read_day_file,
 )
+from recflow.data.dataset import DatasetArtifact
 from recflow.data.raw import content_hash
+from recflow.data.registry import DAILY_FEEDS  # noqa: F401  (scripts/make_daily_files.py)
 from recflow.data.validate import DataValidationError
 from recflow.store import atomic_path, read_json, write_json
-from recflow.data.dataset import DatasetArtifact
 
-DAILY_CODE_VERSION = "1"
+DAILY_CODE_VERSION = "2"
 REFRESH_TAG = "recflow/refresh"
 """Assets tagged ``recflow/refresh: daily`` join the daily refresh schedule."""
-
-
-def _env_date(name: str, default: str) -> date | None:
-    """A date from the environment; an empty value means none (an open-ended feed)."""
-    value = os.environ.get(name, default).strip()
-    return date.fromisoformat(value) if value else None
-
-
-DAILY_FEEDS: dict[str, DailyFeed] = {
-    f.name: f
-    for f in (
-        DailyFeed(
-            name="ml_small_daily",
-            base="ml_small",
-            start=_env_date("RECFLOW_DAILY_START", "2018-09-01") or date(2018, 9, 1),
-            end=_env_date("RECFLOW_DAILY_END", "2018-09-24"),
-            description=(
-                "The last weeks of MovieLens ml-latest-small replayed as one file per day "
-                "(python scripts/make_daily_files.py writes them); RECFLOW_DAILY_START/END "
-                "move the window, RECFLOW_DAILY_END='' makes the feed open-ended."
-            ),
-        ),
-    )
-}
 
 
 class DailyFilesResource(dg.ConfigurableResource):
@@ -131,7 +109,7 @@ def build_daily_assets(feed: DailyFeed) -> list:
 
     @dg.observable_source_asset(
         key=files_key,
-        group_name="raw",
+        group_name=group_name(feed.name, "raw"),
         partitions_def=partitions,
         description=(
             f"Daily interaction files of {feed.name} (one YYYY-MM-DD.csv per day, "
@@ -165,7 +143,7 @@ def build_daily_assets(feed: DailyFeed) -> list:
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=ingest_when_delivered(),
-        group_name="canonical",
+        group_name=group_name(feed.name, "canonical"),
         kinds={"polars", "parquet"},
         code_version=DAILY_CODE_VERSION,
         description=(
@@ -230,7 +208,7 @@ def build_daily_assets(feed: DailyFeed) -> list:
         key=dataset_key(feed.name),
         ins={"base_handle": dg.AssetIn(key=dataset_key(feed.base))},
         deps=[dg.AssetDep(ingest_key)],
-        group_name="canonical",
+        group_name=group_name(feed.name, "canonical"),
         kinds={"polars", "parquet"},
         tags={REFRESH_TAG: "daily"},
         code_version=DAILY_CODE_VERSION,

@@ -1,20 +1,21 @@
-"""The ``canonical`` group: every dataset converted once into the canonical tables."""
+"""The ``<dataset>_canonical`` groups: every dataset converted once into the canonical tables."""
 
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
-from assets.defaults import library_defaults
+from assets.config import config_class, library_kwargs
+from assets.groups import group_name
 from assets.metadata import markdown_table
 from assets.raw import raw_files_key
 from assets.resources import DataSourcesResource, StoreResource
 from recflow.data.dataset import CanonicalDataset, CanonicalTables, DatasetArtifact, write_dataset
-from recflow.data.registry import DatasetSource
+from recflow.data.registry import DATASET_SPECS, DatasetSpec
 from recflow.data.synthetic import SyntheticConfig, generate
 from recflow.data.validate import DataValidationError
 
-DATASET_CODE_VERSION = "2"
+DATASET_CODE_VERSION = "3"
 
 
 def dataset_key(dataset: str) -> dg.AssetKey:
@@ -82,13 +83,13 @@ def write_canonical(
     return dg.Output(DatasetArtifact(str(final)), metadata=_summary(dataset))
 
 
-def build_file_dataset_asset(ds: DatasetSource) -> dg.AssetsDefinition:
+def build_file_dataset_asset(ds: DatasetSpec) -> dg.AssetsDefinition:
     """Canonical tables from a dataset's raw files (observed by ``raw_files``)."""
 
     @dg.asset(
         key=dataset_key(ds.name),
         deps=[raw_files_key(ds.name)],
-        group_name="canonical",
+        group_name=group_name(ds.name, "canonical"),
         kinds={"polars", "parquet"},
         code_version=DATASET_CODE_VERSION,
         description=f"Canonical interactions/items/users/queries. {ds.description}",
@@ -100,7 +101,7 @@ def build_file_dataset_asset(ds: DatasetSource) -> dg.AssetsDefinition:
     ) -> dg.Output[DatasetArtifact]:
         folder = data_sources.folder(ds.folder_setting)
         try:
-            tables = ds.load(folder, max_users=data_sources.tenrec_max_users)
+            tables = ds.load(folder, **data_sources.loader_options(ds))
         except DataValidationError as err:
             raise validation_failure(err) from err
         return write_canonical(context, store, ds.name, tables)
@@ -108,41 +109,34 @@ def build_file_dataset_asset(ds: DatasetSource) -> dg.AssetsDefinition:
     return _asset
 
 
-_SYNTH_DEFAULTS = library_defaults(SyntheticConfig)
-
-
-class SyntheticDatasetConfig(dg.Config):
-    """The generator's knobs (defaults = ``recflow.data.synthetic.SyntheticConfig``)."""
-
-    n_users: int = _SYNTH_DEFAULTS["n_users"]
-    n_items: int = _SYNTH_DEFAULTS["n_items"]
-    n_events: int = _SYNTH_DEFAULTS["n_events"]
-    n_clusters: int = _SYNTH_DEFAULTS["n_clusters"]
-    target_share: float = _SYNTH_DEFAULTS["target_share"]
-    target_interest_correlation: float = _SYNTH_DEFAULTS["target_interest_correlation"]
-    target_share_concentration: float | None = _SYNTH_DEFAULTS["target_share_concentration"]
-    late_adopter_share: float = _SYNTH_DEFAULTS["late_adopter_share"]  # MKT experiment: 0.3
-    late_adopter_start: float = _SYNTH_DEFAULTS["late_adopter_start"]
-    style_price_link: float = _SYNTH_DEFAULTS["style_price_link"]
-    seed: int = _SYNTH_DEFAULTS["seed"]
-
-
-@dg.asset(
-    key=dataset_key("synthetic"),
-    group_name="canonical",
-    kinds={"polars", "parquet"},
-    code_version=DATASET_CODE_VERSION,
-    description=(
-        "Seeded synthetic world with planted truth (item clusters with co-consumption, "
-        "synonym words, attribute-driven users, two entity types with clicks): the data "
-        "the method tests check their models against. See recflow/data/synthetic.py."
-    ),
+SyntheticDatasetConfig = config_class(
+    "SyntheticDatasetConfig",
+    SyntheticConfig,
+    doc="The generator's knobs (defaults = ``recflow.data.synthetic.SyntheticConfig``; "
+    "the MKT experiment sets late_adopter_share: 0.3).",
 )
-def synthetic_dataset(
-    context: dg.AssetExecutionContext, config: SyntheticDatasetConfig, store: StoreResource
-) -> dg.Output[DatasetArtifact]:
-    tables = generate(SyntheticConfig(**config.model_dump()))
-    return write_canonical(context, store, "synthetic", tables)
+
+
+def build_synthetic_dataset_asset(ds: DatasetSpec) -> dg.AssetsDefinition:
+    """The seeded synthetic world of ``ds`` (``recflow.data.synthetic.generate``)."""
+
+    @dg.asset(
+        key=dataset_key(ds.name),
+        group_name=group_name(ds.name, "canonical"),
+        kinds={"polars", "parquet"},
+        code_version=DATASET_CODE_VERSION,
+        description=ds.description,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, config: SyntheticDatasetConfig, store: StoreResource
+    ) -> dg.Output[DatasetArtifact]:
+        tables = generate(SyntheticConfig(**library_kwargs(config, SyntheticConfig)))
+        return write_canonical(context, store, ds.name, tables)
+
+    return _asset
+
+
+synthetic_dataset = build_synthetic_dataset_asset(DATASET_SPECS["synthetic"])
 
 
 def dataset_from_handle(handle: DatasetArtifact) -> CanonicalDataset:

@@ -6,16 +6,17 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.groups import group_name
 from assets.resources import DataSourcesResource
 from recflow.data.raw import content_hash
-from recflow.data.registry import DatasetSource
+from recflow.data.registry import DatasetSpec
 
 
 def raw_files_key(dataset: str) -> dg.AssetKey:
     return dg.AssetKey([dataset, "raw_files"])
 
 
-def build_raw_source(ds: DatasetSource) -> dg.SourceAsset:
+def build_raw_source(ds: DatasetSpec) -> dg.SourceAsset:
     """An observable source over ``ds.files`` in the folder its resource field names."""
 
     # Observable source assets are "beta" in Dagster 1.13; they are what lets a content
@@ -24,7 +25,7 @@ def build_raw_source(ds: DatasetSource) -> dg.SourceAsset:
 
     @dg.observable_source_asset(
         key=raw_files_key(ds.name),
-        group_name="raw",
+        group_name=group_name(ds.name, "raw"),
         description=f"Raw files {', '.join(ds.files)}. {ds.description}",
         metadata={"files": ", ".join(ds.files), "folder setting": ds.folder_setting},
     )

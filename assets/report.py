@@ -1,4 +1,4 @@
-"""The ``report`` group: one Markdown report per dataset of every evaluation it has.
+"""The ``<dataset>_report`` groups: one Markdown report per dataset of every evaluation it has.
 
 Reads the evaluation assets' handles (ZSL queries / reconstruction / synonyms carry their
 rows inline; the PeterRec and MKT comparisons point at Parquet files), hands the rows to
@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from assets.groups import group_name
 from assets.resources import StoreResource
 from recflow.artifacts import EvaluationArtifact
 from recflow.report import (
@@ -26,7 +27,7 @@ from recflow.report import (
 )
 from recflow.store import write_json
 
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 REPORT_NAME = "report"
 
 EVALUATIONS = (
@@ -119,7 +120,7 @@ def build_report_assets(dataset: str, assets: Iterable[Any]) -> list[dg.AssetsDe
     @dg.asset(
         key=report_key(dataset),
         ins={n: dg.AssetIn(key=k) for n, k in evaluations.items()},
-        group_name="report",
+        group_name=group_name(dataset, "report"),
         kinds={"markdown"},
         code_version=CODE_VERSION,
         description=(

@@ -7,15 +7,9 @@ import dagster as dg
 import pydantic
 import torch
 
+from recflow.data.registry import REPO_ROOT, DatasetSpec, data_settings, default_store_root
 from recflow.device import describe_device, resolve_device
 from recflow.store import DEFAULT_KEEP_VERSIONS, ArtifactStore
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_store_root() -> str:
-    """``$RECFLOW_HOME``, else ``.recflow/`` in the repository."""
-    return os.environ.get("RECFLOW_HOME", str(REPO_ROOT / ".recflow"))
 
 
 def checked_folder(value: str, what: str) -> str:
@@ -98,26 +92,17 @@ class TorchDeviceResource(dg.ConfigurableResource):
         return device
 
 
-class DataSourcesResource(dg.ConfigurableResource):
-    """Folders of the raw datasets. The bundled MovieLens sample is the default; the
-    others are read from folders you configure (env vars or the Launchpad)."""
-
-    movielens_small_dir: str = os.environ.get(
-        "RECFLOW_ML_SMALL_DIR", str(REPO_ROOT / "data" / "ml-latest-small")
-    )
-    ml100k_dir: str = os.environ.get("RECFLOW_ML100K_DIR", "")
-    ml1m_dir: str = os.environ.get("RECFLOW_ML1M_DIR", "")
-    tenrec_dir: str = os.environ.get("RECFLOW_TENREC_DIR", "")
-    tenrec_max_users: int = int(os.environ.get("RECFLOW_TENREC_MAX_USERS", "0"))
+class _DataSources(dg.ConfigurableResource):
+    """Folders of the raw datasets and their loader options, one field per
+    ``recflow.data.registry.Setting`` of every dataset spec. The bundled MovieLens sample
+    is the default; the others are read from folders you configure (env vars or the
+    Launchpad)."""
 
     def folder(self, field_name: str) -> Path:
+        """The configured folder ``field_name``, checked; a clear failure when unset."""
         value = getattr(self, field_name)
         if not value:
-            env = {
-                "ml100k_dir": "RECFLOW_ML100K_DIR",
-                "ml1m_dir": "RECFLOW_ML1M_DIR",
-                "tenrec_dir": "RECFLOW_TENREC_DIR",
-            }.get(field_name, "")
+            env = data_settings()[field_name].env
             raise dg.Failure(
                 f"data source {field_name!r} is not configured: set {env} or the "
                 f"'data_sources' resource's {field_name} in the Launchpad"
@@ -129,3 +114,16 @@ class DataSourcesResource(dg.ConfigurableResource):
         if not path.is_dir():
             raise dg.Failure(f"data source {field_name!r}: {path} is not a folder")
         return path
+
+    def loader_options(self, spec: DatasetSpec) -> dict[str, object]:
+        """The keyword arguments ``spec.load`` takes from this resource."""
+        return {s.option: getattr(self, s.field) for s in spec.options if s.option}
+
+
+DataSourcesResource = pydantic.create_model(
+    "DataSourcesResource",
+    __base__=_DataSources,
+    __module__=__name__,
+    **{name: (type(s.default), s.value()) for name, s in data_settings().items()},
+)
+DataSourcesResource.__doc__ = _DataSources.__doc__

@@ -1,50 +1,54 @@
-"""Jobs: which assets run together."""
+"""Jobs: which assets run together, selected by group (``<dataset>_<stage>``)."""
+
+import warnings
 
 import dagster as dg
 
-from assets.daily import DAILY_FEEDS, REFRESH_TAG, daily_files_key
+from assets.daily import REFRESH_TAG, daily_files_key
+from assets.groups import STAGES, group_name
 from assets.raw import raw_files_key
-from recflow.data.registry import FILE_DATASETS
-
-DEFAULT_DATASETS = ("ml_small", "synthetic")
+from recflow.data.registry import DAILY_FEEDS, DATASET_SPECS, FILE_DATASETS
 
 
-def _dataset_job(name: str, dataset: str, description: str):
-    """Every asset of one dataset's chain. With its raw source, if it has one: the run
-    observes the files first, so it records their data versions and the first
-    observation afterwards finds nothing changed."""
-    selection = dg.AssetSelection.key_prefixes([dataset])
-    if dataset in FILE_DATASETS:
-        selection = selection | dg.AssetSelection.assets(raw_files_key(dataset))
-    return dg.define_asset_job(name=name, selection=selection, description=description)
+def chain_selection(dataset: str) -> dg.AssetSelection:
+    """Every group of one dataset's chain, raw sources included: a run of it observes
+    the files first, so it records their data versions and the first observation
+    afterwards finds nothing changed."""
+    groups = [group_name(dataset, stage) for stage in STAGES]
+    # Beta in Dagster 1.13, and the way a group selection takes in its observable sources.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*include_sources")
+    return dg.AssetSelection.groups(*groups, include_sources=True)
 
 
-def dataset_job(dataset: str):
+def dataset_job(dataset: str, name: str | None = None, description: str | None = None):
     """``materialize_<dataset>``: one dataset's whole chain (for datasets added through
     ``RECFLOW_DATASETS``, e.g. ``materialize_ml100k``)."""
-    return _dataset_job(
-        f"materialize_{dataset}",
-        dataset,
-        f"Materialize every method sub-graph of {dataset} and its report.",
+    return dg.define_asset_job(
+        name=name or f"materialize_{dataset}",
+        selection=chain_selection(dataset),
+        description=description
+        or f"Materialize every method sub-graph of {dataset} and its report.",
     )
 
 
-default_job = _dataset_job(
-    "materialize_default",
+default_job = dataset_job(
     "ml_small",
+    "materialize_default",
     "Materialize the default graph on the bundled data: MovieLens ml-latest-small through "
     "the matrix, zero-shot search and PeterRec.",
 )
 
-synthetic_job = _dataset_job(
-    "materialize_synthetic",
+synthetic_job = dataset_job(
     "synthetic",
+    "materialize_synthetic",
     "Materialize the synthetic world through every method, MKT included (its 3-seed "
     "comparison of 9 models is the longest step).",
 )
 
 
-DAILY_REFRESH = dg.AssetSelection.groups("cooc") | dg.AssetSelection.tag(REFRESH_TAG, "daily")
+DAILY_REFRESH = dg.AssetSelection.groups(
+    *[group_name(d, "cooc") for d in DATASET_SPECS]
+) | dg.AssetSelection.tag(REFRESH_TAG, "daily")
 """Every co-consumption matrix and every asset tagged ``recflow/refresh: daily`` (the
 daily feeds' datasets; the warm-start refresh and its evaluations join by carrying the tag)."""
 

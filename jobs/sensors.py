@@ -17,10 +17,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.daily import DAILY_FEEDS, DailyFilesResource
+from assets.daily import DailyFilesResource
 from assets.resources import DataSourcesResource
 from jobs.jobs import observe_sources_job
-from recflow.data.registry import FILE_DATASETS
+from recflow.data.registry import DAILY_FEEDS, FILE_DATASETS
 
 
 def raw_files_fingerprint(

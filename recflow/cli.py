@@ -10,19 +10,15 @@ sets ``handler``; ``main`` dispatches on it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
 
+from recflow.data.registry import default_store_root
+
 MODEL_ASSETS = {"stl": "stl_model", "zsl_me": "zsl_me_model", "zsl_te": "zsl_te_model"}
 SEARCH_INDEX_ASSET = "zsl_search_index"
 VECTOR_ORDER = ("zsl_me", "stl", "zsl_te")  # best first on ml_small validation tags
-
-
-def default_store() -> str:
-    """``$RECFLOW_HOME``, else ``.recflow`` in the current folder (the repository root)."""
-    return os.environ.get("RECFLOW_HOME", ".recflow")
 
 
 def _latest(store: str, key: str) -> str | None:
@@ -93,7 +89,11 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("query", help="free-text query, e.g. 'dark comedy'")
     p.add_argument("--top", type=int, default=10, help="how many items to show (default 10)")
-    p.add_argument("--store", default=default_store(), help="artifact store root")
+    p.add_argument(
+        "--store",
+        default=default_store_root(),
+        help="artifact store root (default: $RECFLOW_HOME, else .recflow/ in the repository)",
+    )
     p.add_argument("--dataset", default="ml_small", help="dataset the model was trained on")
     p.add_argument(
         "--model",

@@ -11,6 +11,7 @@ import pytest
 
 from assets.cooc import build_cooc_assets
 from assets.datasets import build_file_dataset_asset, synthetic_dataset
+from assets.groups import group_name
 from assets.io_manager import JsonHandleIOManager
 from assets.raw import build_raw_source, raw_files_key
 from assets.resources import DataSourcesResource, StoreResource
@@ -20,8 +21,30 @@ from recflow.store import ArtifactStore
 
 REPO = Path(__file__).resolve().parent.parent
 ML_SMALL = REPO / "data" / "ml-latest-small"
-# every asset sits in the group of its stage (the dataset is the first key part)
-STAGE_GROUPS = {"raw", "canonical", "cooc", "zsl", "sequences", "peterrec", "mkt", "report"}
+# every asset sits in the group <dataset>_<stage> (the dataset is the first key part)
+STAGE_OF = {
+    "raw_files": "raw",
+    "daily_files": "raw",
+    "dataset": "canonical",
+    "daily_interactions": "canonical",
+    "cooc_matrix": "cooc",
+    "seq_sequences": "sequences",
+    "seq_downstream_splits": "sequences",
+    "nextitnet_pretrain": "peterrec",
+    "report": "report",
+}
+STAGE_OF_PREFIX = {"zsl_": "zsl", "stl_": "zsl", "finetune_": "peterrec", "mkt_": "mkt"}
+
+
+def _stage(name: str) -> str:
+    """The stage an asset named ``name`` belongs to (a new name must be added here)."""
+    if name in STAGE_OF:
+        return STAGE_OF[name]
+    stages = [s for prefix, s in STAGE_OF_PREFIX.items() if name.startswith(prefix)]
+    assert len(stages) == 1, f"no stage known for the asset name {name!r}"
+    return stages[0]
+
+
 SMALL_SYNTHETIC = {"n_users": 300, "n_items": 400, "n_events": 30_000, "n_clusters": 8, "seed": 3}
 
 
@@ -59,11 +82,24 @@ def test_definitions_load_with_the_default_graph() -> None:
     in_daily = {k.to_user_string() for k in daily.asset_layer.executable_asset_keys}
     assert {"ml_small/cooc_matrix", "ml_small/zsl_te_refresh"} <= in_daily
     assert "ml_small/zsl_te_model" not in in_daily  # full retrains are not daily work
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        expected = group_name(key.path[0], _stage(key.path[-1]))
+        assert node.group_name == expected, f"{key.to_user_string()}: {node.group_name}"
     for key in graph.materializable_asset_keys:
         node = graph.get(key)
         assert node.description, f"{key.to_user_string()} has no description"
-        assert node.group_name in STAGE_GROUPS, f"{key.to_user_string()}: {node.group_name}"
         assert node.code_version, f"{key.to_user_string()} has no code version"
+
+
+def test_jobs_select_whole_groups() -> None:
+    """A chain job is the union of its dataset's groups, raw source included."""
+    graph = defs.resolve_asset_graph()
+    job = defs.resolve_job_def("materialize_default")
+    in_job = set(job.asset_layer.executable_asset_keys)
+    ml_small = {k for k in graph.get_all_asset_keys() if k.path[0] == "ml_small"}
+    assert in_job == ml_small
+    assert raw_files_key("ml_small") in in_job
 
 
 @pytest.mark.slow
