@@ -1,7 +1,8 @@
-"""Rendering of asset metadata: tables as markdown, charts as inline PNG images."""
+"""Rendering of asset metadata: tables as markdown, charts as small inline SVG images."""
 
 import base64
 import io
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,10 +38,103 @@ def png_markdown(fig: plt.Figure) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![chart](data:image/png;base64,{data})")
 
 
+INLINE_MARKDOWN_CHARS = 1000
+"""The Dagster UI (1.13) shows a markdown metadata value in place only when it is shorter
+than this; a longer one (any PNG) hides behind "[Show Markdown]". Charts are therefore
+drawn as small SVGs that fit, and only a chart that cannot fit falls back to a PNG."""
+
+_W, _H = 320, 110  # chart size in px
+_LEFT, _TOP, _BOTTOM, _RIGHT = 40, 6, 92, 314  # plot area
+_COLOURS = ("steelblue", "darkorange", "seagreen", "crimson", "purple", "gray")
+
+
+def _num(v: float) -> str:
+    """A short axis label: whole thousands with separators, else 3 significant digits."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
+def _svg_markdown(body: str) -> str | None:
+    """``body`` inside an <svg> as a markdown image (data URI, the shorter of base64 and
+    percent-encoding); None when it would not be shown inline."""
+    svg = (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{_W}' height='{_H}' "
+        f"font-family='sans-serif' font-size='9'>{body}</svg>"
+    )
+    b64 = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    pct = "data:image/svg+xml," + urllib.parse.quote(svg, safe="=':/;,.-")
+    md = f"![chart]({min(b64, pct, key=len)})"
+    return md if len(md) < INLINE_MARKDOWN_CHARS else None
+
+
+def _text(x: float, y: float, label: str, anchor: str = "", colour: str = "") -> str:
+    extra = (f" text-anchor='{anchor}'" if anchor else "") + (f" fill='{colour}'" if colour else "")
+    return f"<text x='{x:.0f}' y='{y:.0f}'{extra}>{label}</text>"
+
+
+def _axes(y_low: float, y_high: float, x_first: str, x_last: str) -> str:
+    """The axis lines and the four end labels (y range on the left, x range below)."""
+    return (
+        f"<path d='M{_LEFT} {_TOP}V{_BOTTOM}H{_RIGHT}' fill='none' stroke='black'/>"
+        + _text(_LEFT - 3, _TOP + 7, _num(y_high), "end")
+        + _text(_LEFT - 3, _BOTTOM, _num(y_low), "end")
+        + _text(_LEFT, _BOTTOM + 11, x_first)
+        + _text(_RIGHT, _BOTTOM + 11, x_last, "end")
+    )
+
+
+def svg_bar_chart(labels: Sequence[str], values: Sequence[float]) -> str | None:
+    """Bars from 0 with the first and last label under them, as inline markdown (or None
+    when too many bars to fit)."""
+    top = max(max(values), 1e-12)
+    step = (_RIGHT - _LEFT) / len(values)
+    width = max(step * 0.8, 1)
+    bars = "".join(
+        f"M{_LEFT + i * step + 1:.0f} {_BOTTOM}V{_BOTTOM - v / top * (_BOTTOM - _TOP):.0f}"
+        f"h{width:.0f}V{_BOTTOM}z"
+        for i, v in enumerate(values)
+    )
+    body = f"<path d='{bars}' fill='{_COLOURS[0]}'/>" + _axes(0, top, labels[0], labels[-1])
+    return _svg_markdown(body)
+
+
+def _thinned(ys: Sequence[float], points: int) -> list[tuple[int, float]]:
+    """At most ``points`` (step, value) pairs evenly spread over ``ys``, ends included."""
+    n = len(ys)
+    if n <= points:
+        return list(enumerate(ys, start=1))
+    idx = sorted({round(i * (n - 1) / (points - 1)) for i in range(points)})
+    return [(i + 1, ys[i]) for i in idx]
+
+
+def svg_line_chart(series: Mapping[str, Sequence[float]], points: int) -> str | None:
+    """Curves over steps 1..n (at most ``points`` each), a legend when there are several,
+    as inline markdown (or None when they do not fit)."""
+    n = max(len(ys) for ys in series.values())
+    values = [v for ys in series.values() for v in ys]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    body = _axes(low, high, "1", str(n))
+    for k, (name, ys) in enumerate(series.items()):
+        colour = _COLOURS[k % len(_COLOURS)]
+        pts = " ".join(
+            f"{_LEFT + (x - 1) / max(n - 1, 1) * (_RIGHT - _LEFT):.0f},"
+            f"{_BOTTOM - (y - low) / span * (_BOTTOM - _TOP):.0f}"
+            for x, y in _thinned(ys, points)
+        )
+        body += f"<polyline points='{pts}' fill='none' stroke='{colour}'/>"
+        if len(series) > 1:
+            body += _text(_RIGHT, _TOP + 8 + 10 * k, name, "end", colour)
+    return _svg_markdown(body)
+
+
 def bar_chart(
     labels: Sequence[str], values: Sequence[float], title: str, xlabel: str
 ) -> dg.MetadataValue:
-    """A bar chart, e.g. a histogram whose buckets are already counted."""
+    """A bar chart, e.g. a histogram whose buckets are already counted: shown in place as
+    a small SVG (the metadata label names it), else as a PNG behind "[Show Markdown]"."""
+    inline = svg_bar_chart(labels, values) if values else None
+    if inline is not None:
+        return dg.MetadataValue.md(inline)
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(range(len(values)), values, color="#4C72B0")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
@@ -53,7 +147,14 @@ def bar_chart(
 def line_chart(
     series: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str
 ) -> dg.MetadataValue:
-    """One or more curves (e.g. a loss history) sharing an x axis of steps 1..n."""
+    """One or more curves (e.g. a loss history) sharing an x axis of steps 1..n: shown in
+    place as a small SVG (long curves evenly thinned to fit), else as a PNG behind
+    "[Show Markdown]"."""
+    series = {k: v for k, v in series.items() if len(v)}
+    for points in (60, 40, 25, 15):
+        inline = svg_line_chart(series, points) if series else None
+        if inline is not None:
+            return dg.MetadataValue.md(inline)
     fig, ax = plt.subplots(figsize=(6, 3))
     for name, ys in series.items():
         ax.plot(range(1, len(ys) + 1), ys, marker="o", markersize=3, label=name)

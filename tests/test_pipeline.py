@@ -2,8 +2,10 @@
 synthetic data, checks pass, bad input fails clearly and keeps the last good version,
 and raw data versions follow file content."""
 
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import unquote
 
 import dagster as dg
 import polars as pl
@@ -13,6 +15,7 @@ from assets.cooc import build_cooc_assets
 from assets.datasets import build_file_dataset_asset, synthetic_dataset
 from assets.groups import group_name
 from assets.io_manager import JsonHandleIOManager
+from assets.metadata import INLINE_MARKDOWN_CHARS, bar_chart, line_chart
 from assets.raw import build_raw_source, raw_files_key
 from assets.resources import DataSourcesResource, StoreResource
 from jobs.definitions import defs
@@ -188,3 +191,19 @@ def test_raw_data_version_follows_content(tmp_path: Path) -> None:
         f.write('999999,"New Movie (2020)",Drama\n')
     changed = observed_version()
     assert changed != first
+
+
+def test_charts_fit_inline_in_the_ui() -> None:
+    """The UI shows markdown metadata in place below 1,000 characters: the matrix
+    histogram is an SVG that fits, bars as tall as their counts (hand-computed)."""
+    chart = bar_chart(["1", "2", "4"], [10, 40, 20], "neighbours", "neighbours").value
+    assert len(chart) < INLINE_MARKDOWN_CHARS
+    prefix = "![chart](data:image/svg+xml,"
+    assert chart.startswith(prefix)
+    svg = unquote(chart[len(prefix) : -1])
+    # plot area y from 6 (top) to 92 (zero): 40 → top 6, 20 → 92 - 86/2 = 49, 10 → 70.5
+    bars = re.search(r"<path d='([^']*)' fill='steelblue'/>", svg).group(1)
+    assert [int(v) for v in re.findall(r"V(\d+)h", bars)] == [70, 6, 49]
+    assert ">40<" in svg and ">1<" in svg and ">4<" in svg  # y max, first and last bucket
+    long = line_chart({"loss": [1 / (i + 1) for i in range(500)]}, "loss", "step", "loss")
+    assert len(long.value) < INLINE_MARKDOWN_CHARS
