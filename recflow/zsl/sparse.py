@@ -81,16 +81,6 @@ class CsrMatrix:
         t = CsrMatrix(indptr, cols_t, self.data[order], (self.shape[1], self.shape[0]))
         return t, order
 
-    def scale_rows_cols(self, row_scale: np.ndarray, col_scale: np.ndarray) -> CsrMatrix:
-        """Values multiplied by row_scale[i] · col_scale[j]."""
-        return CsrMatrix(
-            self.indptr,
-            self.indices,
-            self.data * row_scale[self.entry_rows()] * col_scale[self.indices],
-            self.shape,
-            self._torch_cache,
-        )
-
     def matmul(self, dense: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         """self @ dense, on ``dense``'s device. ``values`` (nnz,) overrides the stored data."""
         import torch
