@@ -6,6 +6,7 @@ from typing import Literal
 import dagster as dg
 
 from assets.config import config_class, library_kwargs
+from assets.daily import REFRESH_TAG
 from assets.datasets import dataset_key
 from assets.groups import group_name
 from assets.metadata import bar_chart
@@ -65,6 +66,7 @@ def build_cooc_assets(dataset: str) -> list[dg.AssetsDefinition | dg.AssetChecks
         group_name=group_name(dataset, "cooc"),
         kinds={"duckdb", "spark", "parquet"},
         code_version="2",
+        tags={REFRESH_TAG: "daily"},  # the daily_refresh job rebuilds every matrix
         resource_defs={"spark": SPARK},
         description=(
             "Item→next-item co-consumption counts (Wu et al. 2020): per user, events sorted "

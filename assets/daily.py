@@ -21,25 +21,24 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.datasets import dataset_from_handle, dataset_key, write_canonical
+from assets.datasets import dataset_key, write_canonical
 from assets.groups import group_name
 from assets.metadata import markdown_table
 from assets.resources import REPO_ROOT, StoreResource
 from recflow.data.daily import (
     DailyFeed,
-    check_day_references,
-    combine_days,
+    FeedOrderError,
     list_day_files,
-    missing_days,
-    read_day_file,
+    run_feed_dataset,
+    run_ingest_days,
 )
+from recflow.data.daily import ingested_days as read_ingested_days
 from recflow.data.dataset import DatasetArtifact
 from recflow.data.raw import content_hash
 from recflow.data.registry import DAILY_FEEDS  # noqa: F401  (scripts/make_daily_files.py)
 from recflow.data.validate import DataValidationError
-from recflow.store import atomic_path, read_json, write_json
 
-DAILY_CODE_VERSION = "2"
+DAILY_CODE_VERSION = "3"
 REFRESH_TAG = "recflow/refresh"
 """Assets tagged ``recflow/refresh: daily`` join the daily refresh schedule."""
 
@@ -86,13 +85,7 @@ def _parts_dir(store: StoreResource, feed: str) -> Path:
 
 def ingested_days(store: StoreResource, feed: str) -> dict[date, str]:
     """Days already ingested into the store, with the content hash of the file they came from."""
-    folder = _parts_dir(store, feed)
-    if not folder.is_dir():
-        return {}
-    out = {}
-    for receipt in folder.glob("*.json"):
-        out[date.fromisoformat(receipt.stem)] = read_json(receipt)["content_hash"]
-    return out
+    return read_ingested_days(_parts_dir(store, feed))
 
 
 def build_daily_assets(feed: DailyFeed) -> list:
@@ -159,46 +152,23 @@ def build_daily_assets(feed: DailyFeed) -> list:
         daily_files: DailyFilesResource,
     ) -> dg.MaterializeResult:
         days = sorted(date.fromisoformat(k) for k in context.partition_keys)
-        folder = daily_files.folder(feed.name)
-        files = list_day_files(folder)
         parts = _parts_dir(store, feed.name)
-        before = days[0] - timedelta(days=1)
-        if days[0] > feed.start and not (parts / f"{before}.parquet").exists():
-            gaps = missing_days(feed.start, before, list(ingested_days(store, feed.name)))
+        files = list_day_files(daily_files.folder(feed.name))
+        try:
+            rows = run_ingest_days(feed, days, files, parts, base_handle.load(), context.log.info)
+        except FeedOrderError as err:
+            raise dg.Failure(f"{err} (folder {daily_files.folder(feed.name)})") from err
+        except DataValidationError as err:
             raise dg.Failure(
-                f"{feed.name}: {before} has not been ingested, and days land in order; "
-                f"ingest {gaps[0]} .. {days[-1]} (a backfill of that range) instead"
-            )
-        base = dataset_from_handle(base_handle)
-        items, users = base.items(), base.users()
-        rows = []
-        for day in days:
-            path = files.get(day)
-            if path is None:
-                raise dg.Failure(
-                    f"{feed.name}: no file for {day} in {folder} (expected {day}.csv or "
-                    f"{day}.parquet; a day without events is a file with only the header)"
-                )
-            try:
-                events = check_day_references(read_day_file(path, day), path, items, users)
-            except DataValidationError as err:
-                raise dg.Failure(
-                    description=str(err),
-                    metadata={"file": err.file, "column": err.column or "", "rows": err.rows},
-                ) from err
-            with atomic_path(parts / f"{day}.parquet") as tmp:
-                events.write_parquet(tmp)
-            write_json(
-                {"source": str(path), "content_hash": content_hash([path]), "rows": events.height},
-                parts / f"{day}.json",
-            )
-            context.log.info(f"{feed.name}: ingested {day} ({events.height} events)")
-            rows.append({"day": day.isoformat(), "events": events.height})
+                description=str(err),
+                metadata={"file": err.file, "column": err.column or "", "rows": err.rows},
+            ) from err
+        events = sum(r["events"] for r in rows)
         return dg.MaterializeResult(
             metadata={
                 "days": len(rows),
-                "events": sum(r["events"] for r in rows),
-                "dagster/row_count": sum(r["events"] for r in rows),
+                "events": events,
+                "dagster/row_count": events,
                 "per day": markdown_table(rows),
                 "path": dg.MetadataValue.path(str(parts)),
             }
@@ -220,27 +190,14 @@ def build_daily_assets(feed: DailyFeed) -> list:
     )
     def _dataset(
         context: dg.AssetExecutionContext, base_handle: DatasetArtifact, store: StoreResource
-    ) -> dg.Output[dict[str, str]]:
-        ingested = sorted(ingested_days(store, feed.name))
-        if ingested:
-            gaps = missing_days(feed.start, ingested[-1], ingested)
-            if gaps:
-                raise dg.Failure(
-                    f"{feed.name}: days {[d.isoformat() for d in gaps[:5]]} are missing "
-                    f"before {ingested[-1]}; ingest them first (a backfill of the range)"
-                )
+    ) -> dg.Output[DatasetArtifact]:
         parts = _parts_dir(store, feed.name)
-        tables = combine_days(
-            dataset_from_handle(base_handle),
-            feed.name,
-            feed.start,
-            [parts / f"{d}.parquet" for d in ingested],
-        )
-        context.log.info(
-            f"{feed.name}: {len(ingested)} days"
-            + (f" ({ingested[0]} .. {ingested[-1]})" if ingested else "")
-            + f" on top of {feed.base}"
-        )
+        try:
+            tables, ingested = run_feed_dataset(feed, base_handle.load(), parts)
+        except FeedOrderError as err:
+            raise dg.Failure(str(err)) from err
+        span = f" ({ingested[0]} .. {ingested[-1]})" if ingested else ""
+        context.log.info(f"{feed.name}: {len(ingested)} days{span} on top of {feed.base}")
         return write_canonical(context, store, feed.name, tables)
 
     return [_observe, _ingest, _dataset]

@@ -7,7 +7,7 @@ import dagster as dg
 from assets.daily import REFRESH_TAG, daily_files_key
 from assets.groups import STAGES, group_name
 from assets.raw import raw_files_key
-from recflow.data.registry import DAILY_FEEDS, DATASET_SPECS, FILE_DATASETS
+from recflow.data.registry import DAILY_FEEDS, FILE_DATASETS
 
 
 def chain_selection(dataset: str) -> dg.AssetSelection:
@@ -46,11 +46,10 @@ synthetic_job = dataset_job(
 )
 
 
-DAILY_REFRESH = dg.AssetSelection.groups(
-    *[group_name(d, "cooc") for d in DATASET_SPECS]
-) | dg.AssetSelection.tag(REFRESH_TAG, "daily")
-"""Every co-consumption matrix and every asset tagged ``recflow/refresh: daily`` (the
-daily feeds' datasets; the warm-start refresh and its evaluations join by carrying the tag)."""
+DAILY_REFRESH = dg.AssetSelection.tag(REFRESH_TAG, "daily")
+"""Every asset tagged ``recflow/refresh: daily``: every co-consumption matrix, the daily
+feeds' datasets, and whatever else joins by carrying the tag (the warm-start refresh and
+its evaluations)."""
 
 daily_refresh_job = dg.define_asset_job(
     name="daily_refresh",

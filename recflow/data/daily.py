@@ -17,7 +17,7 @@ a late file can never be silently skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from recflow.data.dataset import CanonicalDataset, CanonicalTables
-from recflow.data.raw import CSV, TIMESTAMP, read_delimited
+from recflow.data.raw import CSV, TIMESTAMP, content_hash, read_delimited
 from recflow.data.schema import INTERACTIONS
 from recflow.data.validate import (
     LINE,
@@ -37,7 +37,7 @@ from recflow.data.validate import (
     fail_on_rows,
     require_columns,
 )
-from recflow.store import atomic_path
+from recflow.store import atomic_path, read_json, write_json
 
 DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(csv|parquet)$")
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
@@ -180,6 +180,86 @@ def combine_days(
             "history_events": history.height,
         },
     )
+
+
+class FeedOrderError(ValueError):
+    """Days of a feed asked for out of order, or a day's file is missing: days land in
+    order, so the message says which range to ingest instead."""
+
+
+def ingested_days(parts: str | Path) -> dict[date, str]:
+    """Days already ingested into ``parts`` (one ``<day>.parquet`` + ``<day>.json``
+    receipt each), with the content hash of the file each came from."""
+    parts = Path(parts)
+    if not parts.is_dir():
+        return {}
+    return {
+        date.fromisoformat(receipt.stem): read_json(receipt)["content_hash"]
+        for receipt in parts.glob("*.json")
+    }
+
+
+def run_ingest_days(
+    feed: DailyFeed,
+    days: Sequence[date],
+    files: Mapping[date, Path],
+    parts: str | Path,
+    base: CanonicalDataset,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[dict[str, object]]:
+    """Ingest ``days`` (sorted) of ``feed`` from their ``files`` into ``parts``: each day's
+    file read and checked (``read_day_file``, ``check_day_references``), written as
+    ``<day>.parquet`` with a ``<day>.json`` receipt naming its source and content hash.
+
+    The day before the first must be ingested already (days land in order), and every
+    day needs a file (a day without events is a header-only file): ``FeedOrderError``
+    otherwise; bad content raises ``DataValidationError``. Returns one row per day:
+    ``{"day", "events"}``."""
+    parts = Path(parts)
+    before = days[0] - timedelta(days=1)
+    if days[0] > feed.start and not (parts / f"{before}.parquet").exists():
+        gaps = missing_days(feed.start, before, list(ingested_days(parts)))
+        raise FeedOrderError(
+            f"{feed.name}: {before} has not been ingested, and days land in order; "
+            f"ingest {gaps[0]} .. {days[-1]} (a backfill of that range) instead"
+        )
+    items, users = base.items(), base.users()
+    rows: list[dict[str, object]] = []
+    for day in days:
+        path = files.get(day)
+        if path is None:
+            raise FeedOrderError(
+                f"{feed.name}: no file for {day} (expected {day}.csv or {day}.parquet; a "
+                "day without events is a file with only the header)"
+            )
+        events = check_day_references(read_day_file(path, day), path, items, users)
+        with atomic_path(parts / f"{day}.parquet") as tmp:
+            events.write_parquet(tmp)
+        receipt = {"source": str(path), "content_hash": content_hash([path]), "rows": events.height}
+        write_json(receipt, parts / f"{day}.json")
+        if on_progress is not None:
+            on_progress(f"{feed.name}: ingested {day} ({events.height} events)")
+        rows.append({"day": day.isoformat(), "events": events.height})
+    return rows
+
+
+def run_feed_dataset(
+    feed: DailyFeed, base: CanonicalDataset, parts: str | Path
+) -> tuple[CanonicalTables, list[date]]:
+    """The feed's canonical tables from ``base`` and every day ingested into ``parts``
+    (``combine_days``), and those days; ``FeedOrderError`` when a day before the last
+    ingested one is missing."""
+    parts = Path(parts)
+    ingested = sorted(ingested_days(parts))
+    if ingested:
+        gaps = missing_days(feed.start, ingested[-1], ingested)
+        if gaps:
+            raise FeedOrderError(
+                f"{feed.name}: days {[d.isoformat() for d in gaps[:5]]} are missing "
+                f"before {ingested[-1]}; ingest them first (a backfill of the range)"
+            )
+    paths = [parts / f"{d}.parquet" for d in ingested]
+    return combine_days(base, feed.name, feed.start, paths), ingested
 
 
 def write_day_files(
