@@ -9,7 +9,7 @@ stage measured into metadata; the method lives there.
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -77,7 +77,10 @@ def mkt_key(dataset: str, name: str) -> dg.AssetKey:
     return dg.AssetKey([dataset, f"mkt_{name}"])
 
 
-def _published(artifact: Artifact, tmp: Path) -> Any:
+A = TypeVar("A", bound=Artifact)
+
+
+def _published(artifact: A, tmp: Path) -> A:
     """``artifact`` (written into the store's temporary folder) at its final version path."""
     return dataclasses.replace(artifact, path=str(ArtifactStore.final_path(tmp)))
 
