@@ -3,8 +3,8 @@
 seq_sequences → seq_downstream_splits, nextitnet_pretrain → finetune_{fine_all, fine_last,
 fine_cls, peterrec_serial, peterrec_parallel, scratch} → finetune_comparison. Yuan et al.,
 SIGIR 2020. Each asset loads its inputs, calls one stage of ``recflow.seq.stages`` and
-saves the folder it wrote; how each dataset becomes a source and a target domain is
-``recflow.seq.domains``.
+saves the folder it wrote; how each dataset becomes a source and a target domain is the
+transfer setup its ``DatasetSpec`` names (``recflow.seq.domains``).
 """
 
 import dataclasses
@@ -23,8 +23,9 @@ from assets.progress import log_progress
 from assets.resources import StoreResource, TorchDeviceResource
 from recflow.artifacts import Artifact, EvaluationArtifact
 from recflow.data.dataset import DatasetArtifact
+from recflow.data.registry import DATASET_SPECS
 from recflow.seq import stages
-from recflow.seq.domains import TransferSetup, transfer_setup
+from recflow.seq.domains import TransferSetup
 from recflow.seq.finetune import Method
 from recflow.seq.nextitnet import NextItNetConfig
 from recflow.seq.pretrain import PretrainConfig
@@ -144,7 +145,7 @@ def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:
 
 def sequences_asset(dataset: str) -> dg.AssetsDefinition:
     """``<dataset>/seq_sequences``: source sequences, target events and the item map."""
-    setup = transfer_setup(dataset)
+    setup = DATASET_SPECS[dataset].transfer()
     seq_config = sequences_config(setup)
     domains = (
         f"{setup.source_entity} → {setup.target_entity}"
@@ -191,7 +192,7 @@ def sequences_asset(dataset: str) -> dg.AssetsDefinition:
 
 def splits_asset(dataset: str) -> dg.AssetsDefinition:
     """``<dataset>/seq_downstream_splits``: the downstream tasks and their one user split."""
-    split_config = splits_config(transfer_setup(dataset))
+    split_config = splits_config(DATASET_SPECS[dataset].transfer())
 
     @dg.asset(
         key=_key(dataset, "seq_downstream_splits"),
