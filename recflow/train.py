@@ -22,11 +22,24 @@ whole. The newest two are kept: a resume that finds the newest unreadable (a cor
 file) says so in the log and ``TrainResult.checkpoint_notes``, sets it aside as
 ``corrupt-epoch-<n>`` and resumes from the one before, or from scratch.
 
-Data parallel (``torchrun --nproc_per_node=N``, after ``init_distributed()``): every
-process draws the same global batches, trains on its share of each (``shard_batch``) and
-the gradients are averaged across processes weighted by share size, as DDP does, before
-the optimiser step; so N processes follow the one-process run up to float summation
-order (dropout aside). Only rank 0 reports progress and writes checkpoints.
+Data parallel, under ``torchrun`` (``python -m torch.distributed.run --nproc_per_node=N
+script.py``, whose script calls ``init_distributed()`` before ``train``): when the process
+belongs to a process group of N > 1, the loop wraps the model and loss in
+``torch.nn.parallel.DistributedDataParallel`` (gloo on CPU, NCCL with one GPU per process),
+which starts every process from rank 0's weights and all-reduces the gradients during
+``backward``. Every process draws the same global batches (the batch generator is seeded
+by (seed, epoch), so the draw is the sampler, as ``DistributedSampler`` would be) and
+trains on its rows ``rank, rank + N, ...`` (``shard_batch``); its loss is scaled by
+N·n_r/n so that DDP's mean over processes is Σ_r (n_r/n)·∇L_r, the whole batch's gradient
+for a loss that is a mean over rows. N processes thus follow the one-process run up to
+float summation order (dropout aside). Frozen parameters (``requires_grad=False``: FineLast,
+FineCLS, PeterRec) are outside DDP's reduction; DDP runs with ``find_unused_parameters=True``
+because a trainable parameter may take no part in the loss: TEM fine-tuned with its MEM
+unfrozen never uses MEM's source tower (every other method and MKT stage also runs
+without it). A parameter no process used keeps ``grad=None``, as in one process. Only
+rank 0 reports progress and writes checkpoints. With one process there is no wrapper.
+A batch smaller than N leaves some process no rows: it runs one row with weight 0, so
+that every process joins each all-reduce.
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from recflow import seeding
 from recflow.device import resolve_device
 from recflow.progress import ProgressFn
 from recflow.store import load_state_dict, read_json, save_state_dict, write_json
@@ -104,10 +118,6 @@ class TrainResult:
     def samples_per_s(self) -> float:
         return self.samples / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
-    @property
-    def trained_share(self) -> float:
-        return self.trained_params / self.total_params if self.total_params else 0.0
-
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(parameters that require grad, all parameters)."""
@@ -162,37 +172,44 @@ def distributed_world() -> tuple[int, int]:
     return 0, 1
 
 
+SHARED_KEYS = frozenset({"negatives"})  # batch entries every process uses whole
+
+
 def shard_batch(batch: Batch, rank: int, world: int) -> Batch:
-    """This process's share of a batch: rows ``rank, rank + world, ...`` of every tensor."""
+    """This process's share of a batch: rows ``rank, rank + world, ...`` of every tensor,
+    except entries under ``SHARED_KEYS`` (sampled-softmax negatives serve the whole batch)."""
     if isinstance(batch, torch.Tensor):
         return batch[rank::world]
     if isinstance(batch, Mapping):
-        return {k: shard_batch(v, rank, world) for k, v in batch.items()}
+        return {k: v if k in SHARED_KEYS else shard_batch(v, rank, world) for k, v in batch.items()}
     if isinstance(batch, tuple | list):
         return type(batch)(shard_batch(v, rank, world) for v in batch)
     return batch
 
 
-def _average_gradients(params: list[nn.Parameter], weight: float) -> None:
-    """g ← Σ_r w_r g_r over processes, w_r = n_r / N (this process's share of the batch).
+class _Loss(nn.Module):
+    """``loss_fn(model, batch)`` as a module, so that DDP sees the whole loss computation
+    as its forward (loss functions may call submodules rather than ``model.forward``)."""
 
-    One all-reduce over a flat buffer that also carries a has-gradient flag per
-    parameter, so a parameter no process touched keeps ``grad=None`` as in one process.
-    """
-    parts = []
-    for p in params:
-        g = p.grad if p.grad is not None else torch.zeros_like(p)
-        parts.append((g.detach().float() * weight).reshape(-1))
-    flags = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device)
-    flat = torch.cat([*parts, flags])
-    dist.all_reduce(flat)
-    offset = 0
-    touched = flat[-len(params) :]
-    for i, p in enumerate(params):
-        n = p.numel()
-        if touched[i] > 0:
-            p.grad = flat[offset : offset + n].view_as(p).to(p.dtype).clone()
-        offset += n
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
+def _data_parallel(model: nn.Module, loss_fn: LossFn, device: torch.device) -> nn.Module:
+    """The loss of ``model`` under DistributedDataParallel (rank 0's weights broadcast to
+    every process now, gradients all-reduced in ``backward``)."""
+    return nn.parallel.DistributedDataParallel(
+        _Loss(model, loss_fn),
+        device_ids=[device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else None,
+        find_unused_parameters=True,
+    )
 
 
 CHECKPOINT_PREFIX = "epoch-"
@@ -366,11 +383,9 @@ def train(
                 log.warning(note)
 
     rank, world = distributed_world()
-    if world > 1:
-        for tensor in model.state_dict().values():
-            dist.broadcast(tensor, src=0)  # every process starts from rank 0's weights
-        if rank != 0:
-            on_progress = None
+    parallel = _data_parallel(model, loss_fn, device) if world > 1 else None
+    if rank != 0:
+        on_progress = None
 
     autocast = (
         torch.autocast(device_type="cuda", dtype=torch.bfloat16)
@@ -383,29 +398,31 @@ def train(
         if _patience_spent(config, best, epoch - 1):
             result.stopped_early = True
             break
-        torch.manual_seed(config.seed * 100_003 + epoch)
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        seeding.seed_torch(config.seed, "dropout", epoch)
+        generator = seeding.generator(config.seed, "batches", epoch)
         model.train()
         loss_sum, n_batches, epoch_samples = 0.0, 0, 0
         shard_loss_sum = 0.0  # this process's own losses, for live progress
         for batch in batches(epoch, generator):
             batch_samples = batch_size_of(batch)
-            if world > 1:
+            optimizer.zero_grad(set_to_none=True)
+            if parallel is None:
+                share = 1.0
+                with autocast:
+                    loss = loss_fn(model, to_device(batch, device))
+                loss.backward()
+            else:
                 if batch_samples == 0:
                     raise ValueError("distributed training needs batches of tensors to split")
-                batch = shard_batch(batch, rank, world)
-            batch = to_device(batch, device)
-            optimizer.zero_grad(set_to_none=True)
-            share = batch_size_of(batch) / batch_samples if world > 1 else 1.0
-            if share > 0:
+                mine = shard_batch(batch, rank, world)
+                share = batch_size_of(mine) / batch_samples
+                if share == 0:  # a batch smaller than world: take part with zero weight
+                    mine = shard_batch(batch, 0, batch_samples)
                 with autocast:
-                    loss = loss_fn(model, batch)
-                loss.backward()
-                shard_loss = float(loss.detach())
-            else:
-                shard_loss = 0.0  # this process got no rows of a batch smaller than world
-            if world > 1:
-                _average_gradients(params, share)
+                    loss = parallel(to_device(mine, device))
+                # DDP averages over processes: world · share makes that Σ_r share_r ∇L_r
+                (loss * (world * share)).backward()
+            shard_loss = float(loss.detach()) if share > 0 else 0.0
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()

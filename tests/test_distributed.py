@@ -1,6 +1,7 @@
 """Scale-out paths, shown locally: a job on the multiprocess executor (one process per
-step), and the training loop under ``torchrun --nproc_per_node=2`` on CPU (gloo) giving
-the one-process result."""
+step), and the training loop under DistributedDataParallel in 2 CPU processes (gloo),
+spawned here or launched by ``torchrun --nproc_per_node=2``, giving the one-process
+result."""
 
 import importlib.util
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import torch
+import torch.multiprocessing as mp
 
 from assets.cooc import build_cooc_assets
 from assets.datasets import build_file_dataset_asset
@@ -20,6 +22,8 @@ from assets.io_manager import JsonHandleIOManager
 from assets.resources import DataSourcesResource, StoreResource
 from jobs.executor import default_executor
 from recflow.data.registry import FILE_DATASETS
+from recflow.seq.finetune import Method
+from tests import ddp_runs
 from tests.tiny_world import make_world
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -109,3 +113,41 @@ def test_torchrun_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
         torch.testing.assert_close(
             torch.tensor(two["state"][name]), torch.tensor(value), rtol=1e-5, atol=1e-6
         )
+
+
+@pytest.mark.parametrize("method", [Method.FINE_ALL, Method.PETERREC_SERIAL])
+def test_two_spawned_processes_match_one_process(tmp_path: Path, method: Method) -> None:
+    """Full fine-tune and patch-only PeterRec (most weights frozen): 2 DDP processes over
+    gloo, each on its share of every global batch, end where one process does."""
+    model, result = ddp_runs.finetune_run(method)
+    out = tmp_path / "two.pt"
+    mp.spawn(ddp_runs.worker, args=(2, str(tmp_path / "init"), str(method), str(out)), nprocs=2)
+    two = torch.load(out, weights_only=True)
+
+    losses_one = torch.tensor([r["loss"] for r in result.history])
+    losses_two = torch.tensor([r["loss"] for r in two["history"]])
+    torch.testing.assert_close(losses_two, losses_one, rtol=1e-5, atol=1e-6)
+    start = ddp_runs.initial_model(method).state_dict()
+    state = model.state_dict()
+    assert state.keys() == two["state"].keys()
+    for name, value in state.items():
+        torch.testing.assert_close(two["state"][name], value, rtol=1e-5, atol=1e-6)
+    moved = {n for n, v in state.items() if not torch.equal(v, start[n])}
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert moved == trained  # every trained weight moved, no frozen one did
+
+
+def test_a_parameter_no_process_uses_gets_no_gradient(tmp_path: Path) -> None:
+    """Under DDP (find_unused_parameters) a branch the loss never reads keeps grad=None,
+    so AdamW's weight decay leaves it alone, as in one process."""
+    model, _ = ddp_runs.unused_branch_run()
+    out = tmp_path / "two.pt"
+    mp.spawn(ddp_runs.worker, args=(2, str(tmp_path / "init"), "unused_branch", str(out)), nprocs=2)
+    two = torch.load(out, weights_only=True)["state"]
+    start = ddp_runs.two_branches().state_dict()
+    assert model["b"].weight.grad is None
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(two[name], value, rtol=1e-5, atol=1e-6)
+    assert torch.equal(two["b.weight"], start["b.weight"])
+    assert torch.equal(two["b.bias"], start["b.bias"])
+    assert not torch.equal(two["a.weight"], start["a.weight"])  # a trained
