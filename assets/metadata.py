@@ -4,6 +4,7 @@ import base64
 import io
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from html import escape
 from typing import Any
 
 import dagster as dg
@@ -97,6 +98,34 @@ def svg_bar_chart(labels: Sequence[str], values: Sequence[float]) -> str | None:
     return _svg_markdown(body)
 
 
+def svg_labelled_bars(labels: Sequence[str], values: Sequence[float]) -> str | None:
+    """One horizontal bar per named category, its name beside it and the longest bar's
+    value at its end, as inline markdown (or None when the names do not fit)."""
+    top = max(max(values), 1e-12)
+    row = min(14, (_H - 4) // len(values))
+    left, right = 150, _W - 34
+    names = "".join(
+        _text(left - 4, 2 + i * row + row - 4, escape(label[:28])) for i, label in enumerate(labels)
+    )
+    bars = "".join(
+        f"M{left} {2 + i * row}h{max(v / top * (right - left), 1):.0f}v{row - 3}H{left}z"
+        for i, v in enumerate(values)
+    )
+    body = (
+        f"<g text-anchor='end'>{names}{_text(_W - 2, 11, _num(top))}</g>"
+        f"<path d='{bars}' fill='{_COLOURS[0]}'/>"
+    )
+    return _svg_markdown(body)
+
+
+def _is_number(label: str) -> bool:
+    try:
+        float(label)
+    except ValueError:
+        return False
+    return True
+
+
 def _thinned(ys: Sequence[float], points: int) -> list[tuple[int, float]]:
     """At most ``points`` (step, value) pairs evenly spread over ``ys``, ends included."""
     n = len(ys)
@@ -130,9 +159,16 @@ def svg_line_chart(series: Mapping[str, Sequence[float]], points: int) -> str | 
 def bar_chart(
     labels: Sequence[str], values: Sequence[float], title: str, xlabel: str
 ) -> dg.MetadataValue:
-    """A bar chart, e.g. a histogram whose buckets are already counted: shown in place as
-    a small SVG (the metadata label names it), else as a PNG behind "[Show Markdown]"."""
-    inline = svg_bar_chart(labels, values) if values else None
+    """A bar chart: a histogram whose buckets are already counted (numeric labels, bars
+    upright) or one bar per named category (bars across, named): shown in place as a small
+    SVG (the metadata label names it), else as a PNG behind "[Show Markdown]"."""
+    labels = [str(x) for x in labels]
+    if not values:
+        inline = None
+    elif all(_is_number(x) for x in labels):
+        inline = svg_bar_chart(labels, values)
+    else:
+        inline = svg_labelled_bars(labels, values)
     if inline is not None:
         return dg.MetadataValue.md(inline)
     fig, ax = plt.subplots(figsize=(6, 3))

@@ -1,18 +1,15 @@
 """The ``<dataset>_report`` groups: one Markdown report per dataset of every evaluation it has.
 
-Reads the evaluation assets' handles (ZSL queries / reconstruction / synonyms carry their
-rows inline; the PeterRec and MKT comparisons point at Parquet files), hands the rows to
-``recflow.report`` and writes ``report.md`` + ``report.json`` to a new store version
-``<dataset>/report``. The Markdown is also the asset's metadata.
+Reads the evaluation assets' ``EvaluationArtifact`` folders (``summary.parquet``; the
+PeterRec comparison's ``comparison.parquet``), hands the rows to ``recflow.report`` and
+writes ``report.md`` + ``report.json`` to a new store version ``<dataset>/report``. The Markdown is also the asset's metadata.
 """
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import polars as pl
 
 from assets.groups import group_name
 from assets.resources import StoreResource
@@ -57,32 +54,14 @@ def _evaluation_keys(dataset: str, assets: Iterable[Any]) -> dict[str, dg.AssetK
     return {n: dg.AssetKey([dataset, n]) for n in EVALUATIONS if dg.AssetKey([dataset, n]) in keys}
 
 
-def _inline_rows(handle: Mapping[str, Any] | EvaluationArtifact) -> list[dict[str, Any]] | None:
-    """Rows a handle carries (``summary`` or ``rows``), else a ``summary.parquet`` it
-    points at; None when it has neither."""
-    if isinstance(handle, EvaluationArtifact):
-        return handle.table() if handle.has_table() else None
-    for field in ("summary", "rows"):
-        if isinstance(handle.get(field), list):
-            return handle[field]
-    return _parquet_rows(handle, "summary.parquet")
+def _rows(handle: EvaluationArtifact, table: str) -> list[dict[str, Any]] | None:
+    """The rows of ``<table>.parquet`` in an evaluation's folder; None when it has none."""
+    return handle.table(table) if handle.has_table(table) else None
 
 
-def _parquet_rows(
-    handle: Mapping[str, Any] | EvaluationArtifact, name: str
-) -> list[dict[str, Any]] | None:
-    if isinstance(handle, EvaluationArtifact):
-        table = name.removesuffix(".parquet")
-        return handle.table(table) if handle.has_table(table) else None
-    if "path" not in handle:
-        return None
-    path = Path(handle["path"])
-    path = path if path.suffix == ".parquet" else path / name
-    return pl.read_parquet(path, glob=False).to_dicts() if path.exists() else None
-
-
-def build_sections(handles: Mapping[str, Mapping[str, Any]]) -> list[Section]:
-    """The report's sections from the evaluation handles present (by evaluation name)."""
+def build_sections(handles: Mapping[str, EvaluationArtifact]) -> list[Section]:
+    """The report's sections from the evaluations present (by evaluation name): each
+    evaluation's ``summary`` table, the PeterRec comparison's ``comparison`` table."""
     sections = []
     zsl = {
         n: handles[f"zsl_{n}"]
@@ -90,23 +69,23 @@ def build_sections(handles: Mapping[str, Mapping[str, Any]]) -> list[Section]:
         if f"zsl_{n}" in handles
     }
     if zsl:
-        rows = {n: _inline_rows(h) for n, h in zsl.items()}
+        rows = {n: _rows(h, "summary") for n, h in zsl.items()}
         section = zsl_section(**{n: r or [] for n, r in rows.items()})
         missing = [f"zsl_{n}" for n, r in rows.items() if r is None]
         if missing:
-            section.intro += f" No rows in the handle of {', '.join(missing)}."
+            section.intro += f" No summary.parquet in {', '.join(missing)}."
         sections.append(section)
     if "finetune_comparison" in handles:
-        rows = _parquet_rows(handles["finetune_comparison"], "comparison.parquet")
+        rows = _rows(handles["finetune_comparison"], "comparison")
         section = peterrec_section(rows or [])
         if rows is None:
-            section.intro += " No comparison.parquet under the handle's path."
+            section.intro += " No comparison.parquet in the comparison's folder."
         sections.append(section)
     if "mkt_comparison" in handles:
-        rows = _parquet_rows(handles["mkt_comparison"], "summary.parquet")
+        rows = _rows(handles["mkt_comparison"], "summary")
         section = mkt_section(rows or [])
         if rows is None:
-            section.intro += " No summary.parquet under the handle's path."
+            section.intro += " No summary.parquet in the comparison's folder."
         sections.append(section)
     return sections
 
@@ -130,7 +109,7 @@ def build_report_assets(dataset: str, assets: Iterable[Any]) -> list[dg.AssetsDe
         ),
     )
     def report(
-        context: dg.AssetExecutionContext, store: StoreResource, **handles: Any
+        context: dg.AssetExecutionContext, store: StoreResource, **handles: EvaluationArtifact
     ) -> dg.Output[dict]:
         generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         sections = build_sections(handles)

@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 
 from assets.io_manager import JsonHandleIOManager
-from assets.report import build_report_assets, report_key
+from assets.report import build_report_assets, build_sections, report_key
 from assets.resources import StoreResource
+from recflow.artifacts import EvaluationArtifact
 from recflow.report import (
     MKT_BASELINES,
     VS_BASELINE,
@@ -270,39 +271,48 @@ def test_the_document_has_a_glance_list_and_a_section_per_family() -> None:
 # --------------------------------------------------------------------------- the asset
 
 
-def _stub(dataset: str, name: str, handle: dict) -> dg.AssetsDefinition:
+def _stub(dataset: str, name: str, handle: EvaluationArtifact) -> dg.AssetsDefinition:
     @dg.asset(key=[dataset, name])
-    def _asset() -> dict:
+    def _asset() -> EvaluationArtifact:
         return handle
 
     return _asset
 
 
+def _evaluation(folder: Path, **tables: list[dict]) -> EvaluationArtifact:
+    """An evaluation's folder with one Parquet file per table."""
+    folder.mkdir(parents=True)
+    for name, rows in tables.items():
+        pl.DataFrame(rows).write_parquet(folder / f"{name}.parquet")
+    return EvaluationArtifact(str(folder))
+
+
 def test_the_report_asset_writes_markdown_json_and_metadata(tmp_path: Path) -> None:
-    comparison = tmp_path / "upstream" / "finetune_comparison"
-    comparison.mkdir(parents=True)
-    pl.DataFrame([*COLD, *[r | {"ndcg@5": None} for r in GENDER]]).write_parquet(
-        comparison / "comparison.parquet"
+    up = tmp_path / "upstream"
+    queries = _evaluation(up / "zsl_queries", summary=[
+        {"method": "popularity", "ndcg@100": 0.1, "recall@10": 0.05, "recall@100": 0.2},
+        {"method": "zsl_te", "ndcg@100": 0.3, "recall@10": 0.1, "recall@100": 0.4},
+    ])  # fmt: skip
+    reconstruction = _evaluation(up / "zsl_reconstruction", summary=[
+        {"method": "zsl_te (cosine v_i·v_j)", "recall": 0.2, "items": 10},
+        {"method": "random", "recall": 0.01, "items": 10},
+    ])  # fmt: skip
+    comparison = _evaluation(
+        up / "finetune_comparison",
+        summary=[{"task": "cold_start"}],
+        comparison=[*COLD, *[r | {"ndcg@5": None} for r in GENDER]],
     )
-    mkt = tmp_path / "upstream" / "mkt_comparison"
-    mkt.mkdir()
-    pl.DataFrame(
-        {"model": ["rate_both", "mkt"], "seeds": [1, 2], "auc_mean": [0.7, 0.8],
-         "gauc_mean": [0.58, 0.57], "gauc_std": [None, 0.01]}
-    ).write_parquet(mkt / "summary.parquet")  # fmt: skip
+    mkt = _evaluation(up / "mkt_comparison", summary=[
+        {"model": "rate_both", "seeds": 1, "auc_mean": 0.7, "gauc_mean": 0.58, "gauc_std": None},
+        {"model": "mkt", "seeds": 2, "auc_mean": 0.8, "gauc_mean": 0.57, "gauc_std": 0.01},
+    ])  # fmt: skip
     stubs = [
-        _stub("toy", "zsl_queries", {"summary": [
-            {"method": "popularity", "ndcg@100": 0.1, "recall@10": 0.05, "recall@100": 0.2},
-            {"method": "zsl_te", "ndcg@100": 0.3, "recall@10": 0.1, "recall@100": 0.4},
-        ]}),
-        _stub("toy", "zsl_reconstruction", {"rows": [
-            {"method": "zsl_te (cosine v_i·v_j)", "recall": 0.2, "items": 10},
-            {"method": "random", "recall": 0.01, "items": 10},
-        ]}),
-        _stub("toy", "finetune_comparison", {"path": str(comparison)}),
-        _stub("toy", "mkt_comparison", {"path": str(mkt)}),
-        _stub("toy", "cooc_matrix", {"path": "unused"}),
-    ]  # fmt: skip
+        _stub("toy", "zsl_queries", queries),
+        _stub("toy", "zsl_reconstruction", reconstruction),
+        _stub("toy", "finetune_comparison", comparison),
+        _stub("toy", "mkt_comparison", mkt),
+        _stub("toy", "cooc_matrix", EvaluationArtifact(str(up / "unused"))),
+    ]
     (report,) = build_report_assets("toy", stubs)
     assert report.key == report_key("toy")
     assert {k.path[-1] for k in report.dependency_keys} == {
@@ -353,10 +363,19 @@ def test_print_report_output(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert out.endswith("# hello\n") and "ml_small/report" in out
 
 
+def test_an_evaluation_without_its_table_is_named_in_the_section(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    empty = EvaluationArtifact(str(tmp_path / "empty"))
+    zsl, peterrec = build_sections({"zsl_known_items": empty, "finetune_comparison": empty})
+    assert zsl.intro.endswith(" No summary.parquet in zsl_known_items.")
+    assert peterrec.intro.endswith(" No comparison.parquet in the comparison's folder.")
+
+
 def test_only_datasets_with_evaluations_get_a_report() -> None:
-    assert build_report_assets("feed", [_stub("feed", "cooc_matrix", {})]) == []
+    unused = EvaluationArtifact("unused")
+    assert build_report_assets("feed", [_stub("feed", "cooc_matrix", unused)]) == []
     # another dataset's evaluation does not count
-    assert build_report_assets("feed", [_stub("other", "zsl_queries", {})]) == []
+    assert build_report_assets("feed", [_stub("other", "zsl_queries", unused)]) == []
 
 
 def test_the_shipped_definitions_report_every_evaluation() -> None:
