@@ -77,13 +77,13 @@ def _init(rank: int, port: int) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
 
 
-def _solver_worker(rank: int, port: int, out: str) -> None:
+def _solver_worker(rank: int, port: int, out: str, cg_steps: int) -> None:
     _init(rank, port)
     try:
         blocks, row_weight, factors = _solver_case()
-        v = ShardedRowSolver(blocks, row_weight, 0.7, torch.device("cpu"), torch.float64).solve(
-            factors
-        )
+        v = ShardedRowSolver(
+            blocks, row_weight, 0.7, torch.device("cpu"), torch.float64, cg_steps=cg_steps
+        ).solve(factors, x0=_solver_start())
         if rank == 0:
             np.save(out, v.numpy())
     finally:
@@ -107,12 +107,20 @@ def _solver_case():
     return blocks, row_weight, factors
 
 
+def _solver_start() -> torch.Tensor:
+    """A warm start for the CG rows (the exact path ignores it)."""
+    return torch.from_numpy(np.random.default_rng(6).normal(size=(41, 6)))
+
+
 @pytest.mark.slow
-def test_sharded_solver_equals_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cg_steps", [0, 3])  # exact solves; three CG steps from x0
+def test_sharded_solver_equals_one_process(tmp_path: Path, cg_steps: int) -> None:
     out = str(tmp_path / "v.npy")
-    mp.spawn(_solver_worker, args=(_free_port(), out), nprocs=WORLD)
+    mp.spawn(_solver_worker, args=(_free_port(), out, cg_steps), nprocs=WORLD)
     blocks, row_weight, factors = _solver_case()
-    want = RowSolver(blocks, row_weight, 0.7, torch.device("cpu"), torch.float64).solve(factors)
+    want = RowSolver(
+        blocks, row_weight, 0.7, torch.device("cpu"), torch.float64, cg_steps=cg_steps
+    ).solve(factors, x0=_solver_start())
     got = np.load(out)
     assert np.abs(got - want.numpy()).max() <= 1e-6
     assert np.abs(want.numpy()).max() > 1e-2  # a real solution, not zeros on both sides

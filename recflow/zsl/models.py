@@ -1,4 +1,4 @@
-"""STL, ZSL_ME and ZSL_TE (Wu et al. 2020, §4), trained by alternating exact solves.
+"""STL, ZSL_ME and ZSL_TE (Wu et al. 2020, §4), trained by alternating least squares.
 
 - STL (Task 1 only): x_it ≈ v_i·w_t on the item–term matrix X.
 - ZSL_ME (Task 1 + Task 2): also m_ij ≈ v_i·u_j on the co-consumption matrix M, with
@@ -23,9 +23,10 @@ import torch
 
 from recflow.progress import ProgressFn, ProgressTimer
 from recflow.zsl.inputs import ZslInputs
-from recflow.zsl.solver import Block, RowSolver, TextEncoderSolver, block_loss
+from recflow.zsl.solver import Block, RowSolver, TextEncoderSolver, block_loss, transpose
 
 METHODS = ("stl", "zsl_me", "zsl_te")
+ROW_SOLVERS = ("cg", "exact")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -41,8 +42,14 @@ class ZslConfig:
     NDCG@100 with the prior rises from 0.111 to 0.130 (STL), 0.112 to 0.128 (ZSL_ME).
 
     omega0 / text_omega0: weight of an implicit negative in M / X · text_task_weight: α of
-    Task 1 in ZSL_ME · cg_iterations / cg_tol: ZSL_TE's word step · init_scale: std of the
-    random initial factors · memory_elems: bound on one batch of per-row solves.
+    Task 1 in ZSL_ME · cg_iterations / cg_tol: ZSL_TE's word step (preconditioned CG from
+    the previous W) · row_solver: "cg" (``row_cg_steps`` preconditioned CG steps per row
+    from the previous factors, implicit's trick) or "exact" (one direct solve per row, the
+    reference). With 5 word steps and 3 row steps per iteration (each from the last
+    factors) the loss after 10 iterations on ml_small is at or below the exact solves'
+    (ZSL_TE 16201.33 vs 16201.34, STL 12579.42 vs 12579.51, ZSL_ME 27330.94 vs 27331.15)
+    and the validation NDCG@100 equal to 4 decimals · init_scale: std of the random initial factors · memory_elems: bound on one
+    batch of exact per-row solves.
     """
 
     method: str = "zsl_te"
@@ -52,8 +59,10 @@ class ZslConfig:
     text_omega0: float = 0.01
     text_task_weight: float = 1.0
     iterations: int = 10
-    cg_iterations: int = 30
+    cg_iterations: int = 5
     cg_tol: float = 1e-4
+    row_solver: str = "cg"
+    row_cg_steps: int = 3
     init_scale: float = 0.1
     seed: int = 0
     dtype: str = "float32"
@@ -64,6 +73,10 @@ class ZslConfig:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.row_solver not in ROW_SOLVERS:
+            raise ValueError(f"row_solver must be one of {ROW_SOLVERS}, got {self.row_solver!r}")
+        if self.row_cg_steps < 1:
+            raise ValueError(f"row_cg_steps must be ≥ 1, got {self.row_cg_steps}")
         if self.dim < 1 or self.iterations < 0:
             raise ValueError("dim must be ≥ 1 and iterations ≥ 0")
 
@@ -96,7 +109,7 @@ class _State:
 
 
 class Trainer:
-    """Alternating exact solves for one method on fixed inputs.
+    """Alternating least-squares solves for one method on fixed inputs.
 
     Separate from ``train`` so that the warm-start refresh can start from given vectors.
     """
@@ -108,7 +121,7 @@ class Trainer:
         device: torch.device,
         solver: Callable[..., RowSolver] = RowSolver,
     ) -> None:
-        """``solver`` builds each exact row solver (``RowSolver``'s signature); pass
+        """``solver`` builds each row solver (``RowSolver``'s signature); pass
         ``recflow.zsl.sharded.sharded_solver()`` to split the rows over a process group."""
         self.inputs = inputs
         self.config = config
@@ -117,10 +130,14 @@ class Trainer:
         c = config
         n, n_terms = inputs.n_items, len(inputs.vocab)
         x = inputs.text_targets()
-        x_t, _ = x.transpose_with_order()
-        m_t, _ = inputs.cooc.transpose_with_order()
+        x_t = transpose(x)
         r, cw = inputs.cooc_row_weight, inputs.cooc_col_weight
-        kw = {"device": device, "dtype": self.dtype, "memory_elems": c.memory_elems}
+        kw = {
+            "device": device,
+            "dtype": self.dtype,
+            "memory_elems": c.memory_elems,
+            "cg_steps": c.row_cg_steps if c.row_solver == "cg" else 0,
+        }
         if c.method == "stl":
             self.text_rw, self.text_cw = inputs.text_weights()
             self.v_solver = solver(
@@ -147,7 +164,7 @@ class Trainer:
             self.w_solver = solver(
                 [Block(x_t, self.text_rw, c.text_omega0, a)], self.text_cw, c.lam, **kw
             )
-            self.u_solver = solver([Block(m_t, r, c.omega0)], cw, c.lam, **kw)
+            self.u_solver = solver([Block(transpose(inputs.cooc), r, c.omega0)], cw, c.lam, **kw)
         else:
             self.encoder = inputs.bag_of_words()
             self.v_solver = solver([Block(inputs.cooc, cw, c.omega0)], r, c.lam, **kw)
@@ -201,18 +218,18 @@ class Trainer:
         return data + c.lam * reg
 
     def step(self, s: _State) -> _State:
-        """One iteration: each factor block solved exactly given the others."""
+        """One iteration: each factor block solved given the others (from its last value)."""
         c = self.config
         if c.method == "stl":
-            v = self.v_solver.solve([s.w])
-            w = self.w_solver.solve([v])
+            v = self.v_solver.solve([s.w], x0=s.v)
+            w = self.w_solver.solve([v], x0=s.w)
             return _State(v, w, None)
         if c.method == "zsl_me":
-            v = self.v_solver.solve([s.w, s.u])
-            w = self.w_solver.solve([v])
-            u = self.u_solver.solve([v])
+            v = self.v_solver.solve([s.w, s.u], x0=s.v)
+            w = self.w_solver.solve([v], x0=s.w)
+            u = self.u_solver.solve([v], x0=s.u)
             return _State(v, w, u)
-        v = self.v_solver.solve([self.encoder.matmul(s.w)])
+        v = self.v_solver.solve([self.encoder.matmul(s.w)], x0=s.v)
         w, _, _ = self.w_step.solve(v, s.w, c.cg_iterations, c.cg_tol)
         return _State(v, w, None)
 

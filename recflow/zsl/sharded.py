@@ -1,8 +1,8 @@
 """ALS past one machine: each worker solves its share of rows; the factors are all-gathered.
 
-Every exact row solve of ``RowSolver`` needs only that row's observed pairs, the column
-factors and the Gramian G = Uᵀ diag(c) U, so rows are independent given the column
-factors. With W workers (``torch.distributed``: gloo on CPUs, nccl on GPUs), worker k
+Every row solve of ``RowSolver`` (exact, or CG from the row's previous factors) needs only
+that row's observed pairs, the column factors and the Gramian G = Uᵀ diag(c) U, so rows
+are independent given the column factors. With W workers (``torch.distributed``: gloo on CPUs, nccl on GPUs), worker k
 keeps the pairs of a contiguous slice of rows, cut so that every worker holds about the
 same number of observed pairs (``shard_bounds``), solves them against the replicated
 column factors, and ``all_gather`` gives every worker the whole factor matrix for the
@@ -65,7 +65,7 @@ def slice_rows(m: CsrMatrix, lo: int, hi: int) -> CsrMatrix:
 
 
 class ShardedRowSolver:
-    """``RowSolver``'s exact row solves over this worker's slice of rows; ``solve``
+    """``RowSolver``'s row solves over this worker's slice of rows; ``solve``
     returns every row's factors on every worker (same signature as ``RowSolver``)."""
 
     def __init__(
@@ -76,6 +76,7 @@ class ShardedRowSolver:
         device: torch.device,
         dtype: torch.dtype = torch.float32,
         memory_elems: int = 1 << 24,
+        cg_steps: int = 0,
         *,
         group: dist.ProcessGroup | None = None,
     ) -> None:
@@ -95,13 +96,23 @@ class ShardedRowSolver:
             for b in blocks
         ]
         self.local = RowSolver(
-            local, row_weight[lo:hi], lam, device, dtype=dtype, memory_elems=memory_elems
+            local,
+            row_weight[lo:hi],
+            lam,
+            device,
+            dtype=dtype,
+            memory_elems=memory_elems,
+            cg_steps=cg_steps,
         )
         self.device, self.dtype = device, dtype
 
-    def solve(self, col_factors: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The exact row factors V (n_rows, d), gathered from every worker's slice."""
-        mine = self.local.solve(col_factors)
+    def solve(
+        self, col_factors: Sequence[torch.Tensor], x0: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The row factors V (n_rows, d), gathered from every worker's slice (``x0``: the
+        whole previous V, each worker starting its CG rows from its slice)."""
+        lo, hi = int(self.bounds[self.rank]), int(self.bounds[self.rank + 1])
+        mine = self.local.solve(col_factors, None if x0 is None else x0[lo:hi])
         longest = int(np.diff(self.bounds).max())
         padded = torch.zeros(longest, mine.shape[1], device=mine.device, dtype=mine.dtype)
         padded[: mine.shape[0]] = mine

@@ -21,13 +21,25 @@ with G_ω = Σ_b α_b ω0_b G_b = Q Λ Qᵀ. In the eigenbasis the first and las
 diagonal, so rows with fewer observed pairs than dimensions use the Woodbury identity
 (a k×k solve instead of d×d), the others a direct d×d solve. A block may carry its own
 row weights s_bi (tasks sharing V but not their row weights); then row i's Gramian is
-Σ_b s_bi α_b ω0_b G_b and every row takes the direct solve. ``TextEncoderSolver`` solves
-ZSL_TE's word step, where the columns are u_j = Σ_t b_jt w_t, by conjugate gradient on the
-same loss (its Hessian applied through the Gramian trick too).
+Σ_b s_bi α_b ω0_b G_b and every row takes the direct solve.
+
+With ``cg_steps > 0`` the same normal equations are solved instead by a few steps of
+preconditioned conjugate gradient per row, warm-started at the previous factors (Hu,
+Koren & Volinsky 2008; Takács, Pilászy & Tikk 2011; implicit's trick). All rows step
+together: the matrix is never formed, A x is the shared Gramian plus the observed
+correction Σ_j α c_j (1−ω0) u_j (u_j·x_i), one sampled product (the (nnz,) dots u_j·x_i)
+and one sparse × dense product per block; the preconditioner is A's diagonal in G_ω's
+eigenbasis. Each CG step lowers the row's quadratic, so the ALS loss still falls
+monotonically; at convergence it equals the exact solve (``tests/zsl/test_solver.py``).
+
+``TextEncoderSolver`` solves ZSL_TE's word step, where the columns are u_j = Σ_t b_jt w_t,
+by preconditioned conjugate gradient on the same loss (its Hessian applied through the
+Gramian trick too).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +48,35 @@ import torch
 
 from recflow.zsl.linalg import batched_spd_solve, symmetric_eigh
 from recflow.zsl.sparse import CsrMatrix
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+
+class SparsePattern:
+    """A CSR structure as torch tensors on one device, for the two products CG repeats.
+
+    ``dots`` is the sampled product (the (nnz,) a_i · b_j on each stored (i, j)) and
+    ``matmul`` the sparse × dense product with given values; both run without an
+    (nnz, d) temporary (torch's SDDMM and CSR kernels, ~4× numpy's row gathers here).
+    """
+
+    def __init__(self, m: CsrMatrix, device: torch.device) -> None:
+        self.crow = torch.from_numpy(m.indptr).to(device)
+        self.col = torch.from_numpy(m.indices).to(device)
+        self.shape = m.shape
+        self._zeros: dict[torch.dtype, torch.Tensor] = {}
+
+    def matmul(self, values: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """(n_rows, d): the matrix with ``values`` (nnz,) on this pattern, times ``dense``."""
+        m = torch.sparse_csr_tensor(self.crow, self.col, values, size=self.shape)
+        return m @ dense
+
+    def dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """(nnz,) a_i · b_j for each stored (i, j); a (n_rows, d), b (n_cols, d)."""
+        if a.dtype not in self._zeros:
+            self._zeros[a.dtype] = torch.zeros(len(self.col), device=a.device, dtype=a.dtype)
+        m = torch.sparse_csr_tensor(self.crow, self.col, self._zeros[a.dtype], size=self.shape)
+        return torch.sparse.sampled_addmm(m, a, b.T, beta=0.0).values()
 
 
 @dataclass(frozen=True)
@@ -83,12 +124,21 @@ class _Chunk:
     gram_scale: torch.Tensor | None  # (b, n_blocks) s_bi per block (None: all blocks 1)
 
 
+@dataclass
+class _CgBlock:
+    pattern: SparsePattern  # the block's observed pairs, rows = what we solve for
+    diag: torch.Tensor  # (nnz,) α c_j (1 − ω0) s_bi
+    rhs_w: torch.Tensor  # (nnz,) α c_j y_ij s_bi
+
+
 class RowSolver:
-    """Exact minimizer of Σ_b α_b L_b + λ‖V‖² over V, for fixed column factors.
+    """Minimizer of Σ_b α_b L_b + λ‖V‖² over V, for fixed column factors.
 
     The sparsity structure is prepared once; ``solve`` takes the current column factors of
     each block (same order as ``blocks``). Rows whose weight r_i is 0 get v_i = 0.
-    ``memory_elems`` bounds the size of one batch of rows (elements of the largest tensor).
+    ``cg_steps`` = 0: the exact solve, ``memory_elems`` bounding one batch of rows
+    (elements of the largest tensor); > 0: that many preconditioned CG steps per row from
+    ``solve``'s ``x0`` (see the module docstring).
     """
 
     def __init__(
@@ -99,9 +149,12 @@ class RowSolver:
         device: torch.device,
         dtype: torch.dtype = torch.float32,
         memory_elems: int = 1 << 24,
+        cg_steps: int = 0,
     ) -> None:
         if lam <= 0:
             raise ValueError(f"lam must be > 0 for a unique solution, got {lam}")
+        if cg_steps < 0:
+            raise ValueError(f"cg_steps must be ≥ 0, got {cg_steps}")
         n_rows = blocks[0].targets.shape[0]
         if any(b.targets.shape[0] != n_rows for b in blocks):
             raise ValueError("all blocks must have the same rows")
@@ -113,31 +166,60 @@ class RowSolver:
         self.device = device
         self.dtype = dtype
         self.memory_elems = memory_elems
+        self.cg_steps = cg_steps
         self.row_weight = row_weight.astype(np.float64)
         self._offsets = np.cumsum([0] + [b.targets.shape[1] for b in blocks])
-        rows, cols, diag, rhs_w = [], [], [], []
         self._per_row = any(b.row_weight is not None for b in blocks)
         # (n_rows, n_blocks) s_bi: each task's own row weight relative to r_i
         self._scales = np.stack(
             [np.ones(n_rows) if b.row_weight is None else b.row_weight for b in blocks], axis=1
         )
-        for k, (b, off) in enumerate(zip(blocks, self._offsets, strict=False)):
-            t = b.targets
-            er = t.entry_rows()
-            c = b.col_weight[t.indices] * self._scales[er, k]
-            rows.append(er)
-            cols.append(t.indices + off)
-            diag.append(b.task_weight * c * (1.0 - b.omega0))
-            rhs_w.append(b.task_weight * c * t.data)
+        self._chunks_for_dim: dict[int, list[_Chunk]] = {}
+        if cg_steps:
+            self._prepare_cg()
+        else:
+            self._prepare_exact()
+
+    def _block_values(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Block k's (diag, rhs_w) on its observed pairs, in its CSR order."""
+        b = self.blocks[k]
+        t = b.targets
+        c = b.col_weight[t.indices] * self._scales[t.entry_rows(), k]
+        return b.task_weight * c * (1.0 - b.omega0), b.task_weight * c * t.data
+
+    def _prepare_exact(self) -> None:
+        """Every row's observed pairs over all blocks, concatenated in row order."""
+        rows, cols, diag, rhs_w = [], [], [], []
+        for k, (b, off) in enumerate(zip(self.blocks, self._offsets, strict=False)):
+            d, r = self._block_values(k)
+            rows.append(b.targets.entry_rows())
+            cols.append(b.targets.indices + off)
+            diag.append(d)
+            rhs_w.append(r)
         all_rows = np.concatenate(rows)
         order = np.argsort(all_rows, kind="stable")
         self._cols = np.concatenate(cols)[order]
         self._diag = np.concatenate(diag)[order]
         self._rhs_w = np.concatenate(rhs_w)[order]
-        counts = np.bincount(all_rows, minlength=n_rows)
+        counts = np.bincount(all_rows, minlength=self.n_rows)
         self._indptr = np.concatenate([[0], np.cumsum(counts)])
         self._counts = counts
-        self._chunks_for_dim: dict[int, list[_Chunk]] = {}
+
+    def _prepare_cg(self) -> None:
+        """Each block's pattern with its values on the device; rows' shifts λ / r_i."""
+        to = {"device": self.device, "dtype": self.dtype}
+        self._cg_blocks = []
+        for k, b in enumerate(self.blocks):
+            d, r = self._block_values(k)
+            pattern = SparsePattern(b.targets, self.device)
+            self._cg_blocks.append(
+                _CgBlock(pattern, torch.from_numpy(d).to(**to), torch.from_numpy(r).to(**to))
+            )
+        active = self.row_weight > 0
+        self._active = torch.from_numpy(active).to(**to)[:, None]  # (n, 1)
+        shift = np.where(active, self.lam / np.where(active, self.row_weight, 1.0), 0.0)
+        self._shift = torch.from_numpy(shift).to(**to)[:, None]  # (n, 1) λ / r_i
+        self._scale_t = torch.from_numpy(self._scales).to(**to) if self._per_row else None
 
     def _chunks(self, dim: int) -> list[_Chunk]:
         """Rows sorted by observed count and cut into batches that fit the memory bound."""
@@ -191,22 +273,96 @@ class RowSolver:
             out.append(b.task_weight * b.omega0 * (u.T @ (u * c[:, None])))  # Uᵀ diag(c) U
         return torch.stack(out)
 
-    def gramian(self, col_factors: Sequence[torch.Tensor]) -> torch.Tensor:
-        """G_ω = Σ_b α_b ω0_b Uᵀ diag(c_b) U, (d, d) (the rows' G when no block has s_bi)."""
-        return self.block_gramians(col_factors).sum(dim=0)
+    def solve(
+        self, col_factors: Sequence[torch.Tensor], x0: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The row factors V (n_rows, d) for the given column factors.
 
-    def solve(self, col_factors: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The exact row factors V (n_rows, d) for the given column factors."""
+        ``x0`` (n_rows, d): the CG path's starting point (None: zeros); the exact path
+        ignores it.
+        """
         if len(col_factors) != len(self.blocks):
             raise ValueError(f"need {len(self.blocks)} factor matrices, got {len(col_factors)}")
         for b, u in zip(self.blocks, col_factors, strict=True):
             if u.shape[0] != b.targets.shape[1]:
                 raise ValueError(f"factor rows {u.shape[0]} ≠ block columns {b.targets.shape[1]}")
-        d = col_factors[0].shape[1]
         grams = self.block_gramians(col_factors)  # (n_blocks, d, d)
         evals, q = symmetric_eigh(grams.sum(dim=0))  # G_ω = Q Λ Qᵀ
+        evals, q = evals.to(self.dtype), q.to(self.dtype)
         if self._per_row:  # each row's Gramian Σ_b s_bi G_b, in the same eigenbasis
             grams = q.T @ grams @ q
+        if self.cg_steps:
+            return self._solve_cg([u @ q for u in col_factors], evals, grams, q, x0)
+        return self._solve_exact(col_factors, evals, grams, q)
+
+    def _solve_cg(
+        self,
+        u_rot: list[torch.Tensor],
+        evals: torch.Tensor,
+        grams: torch.Tensor,
+        q: torch.Tensor,
+        x0: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``cg_steps`` of Jacobi-preconditioned CG for every row at once, in G_ω's eigenbasis."""
+        scale = self._scale_t
+
+        def gram_part(x: torch.Tensor) -> torch.Tensor:
+            """(Σ_b s_bi G̃_b + λ/r_i I) x_i for every row (G̃ = Λ without s_bi)."""
+            if scale is None:
+                return x * (evals[None, :] + self._shift)
+            out = x * self._shift
+            for k in range(len(u_rot)):
+                out += scale[:, k : k + 1] * (x @ grams[k])
+            return out
+
+        def apply_a(x: torch.Tensor) -> torch.Tensor:
+            """A x_i = (Σ_b s_bi G̃_b + λ/r_i I) x_i + Σ_j α c_j (1−ω0) ũ_j (ũ_j·x_i)."""
+            out = gram_part(x)
+            for blk, u in zip(self._cg_blocks, u_rot, strict=True):
+                out += blk.pattern.matmul(blk.diag * blk.pattern.dots(x, u), u)
+            return out
+
+        n, d = self.n_rows, q.shape[0]
+        if x0 is None:
+            x = torch.zeros(n, d, device=self.device, dtype=self.dtype)
+        else:
+            x = (x0.to(self.dtype) @ q) * self._active
+        # r = b − A x0 = Σ_b Ũ_bᵀ-side products with values α c_j (y_ij − (1−ω0) ũ_j·x_i)
+        r = -gram_part(x)
+        for blk, u in zip(self._cg_blocks, u_rot, strict=True):
+            w = blk.rhs_w if x0 is None else blk.rhs_w - blk.diag * blk.pattern.dots(x, u)
+            r += blk.pattern.matmul(w, u)
+        r *= self._active
+        # Jacobi preconditioner: A's diagonal, Σ_b s_bi G̃_b[k, k] + λ/r_i + Σ_j α c_j (1−ω0) ũ_jk²
+        g_diag = evals[None, :] if scale is None else scale @ torch.diagonal(grams, dim1=1, dim2=2)
+        m = g_diag + self._shift
+        for blk, u in zip(self._cg_blocks, u_rot, strict=True):
+            m = m + blk.pattern.matmul(blk.diag, u * u)
+        m_inv = torch.where(self._active > 0, 1.0 / m.clamp_min(1e-30), 0.0)
+        z = r * m_inv
+        p = z.clone()
+        rz = (r * z).sum(dim=1, keepdim=True)
+        for _ in range(self.cg_steps):
+            ap = apply_a(p)
+            pap = (p * ap).sum(dim=1, keepdim=True)
+            alpha = torch.where(pap > 0, rz / pap, 0.0)  # rows already solved stay put
+            x += alpha * p
+            r -= alpha * ap
+            z = r * m_inv
+            rz_new = (r * z).sum(dim=1, keepdim=True)
+            p = z + torch.where(rz > 0, rz_new / rz, 0.0) * p
+            rz = rz_new
+        return x @ q.T
+
+    def _solve_exact(
+        self,
+        col_factors: Sequence[torch.Tensor],
+        evals: torch.Tensor,
+        grams: torch.Tensor,
+        q: torch.Tensor,
+    ) -> torch.Tensor:
+        """One direct (or Woodbury) solve per row, in batches of rows."""
+        d = q.shape[0]
         u_rot = torch.cat(list(col_factors), dim=0) @ q  # (n_cols_total, d) in the eigenbasis
         x_rot = torch.zeros(self.n_rows, d, device=self.device, dtype=self.dtype)
         for ch in self._chunks(d):
@@ -239,30 +395,6 @@ class RowSolver:
         return x_rot @ q.T
 
 
-def pair_dots(
-    rows: np.ndarray, cols: np.ndarray, a: torch.Tensor, b: torch.Tensor, chunk: int = 1 << 22
-) -> torch.Tensor:
-    """(len(rows),) a[rows[e]] · b[cols[e]] for each entry e, in chunks of ``chunk`` elements.
-
-    On CPU through numpy (its row gather measured ~5× faster than torch indexing here).
-    """
-    step = max(1, chunk // max(a.shape[1], 1))
-    if a.device.type == "cpu":
-        an, bn = a.numpy(), b.numpy()
-        out = np.empty(len(rows), dtype=an.dtype)
-        for s in range(0, len(rows), step):
-            x = np.take(an, rows[s : s + step], axis=0)
-            x *= np.take(bn, cols[s : s + step], axis=0)
-            out[s : s + step] = x.sum(axis=1)
-        return torch.from_numpy(out)
-    out = torch.empty(len(rows), device=a.device, dtype=a.dtype)
-    for s in range(0, len(rows), step):
-        r = torch.from_numpy(rows[s : s + step]).to(a.device)
-        c = torch.from_numpy(cols[s : s + step]).to(a.device)
-        out[s : s + step] = (a.index_select(0, r) * b.index_select(0, c)).sum(dim=1)
-    return out
-
-
 def block_loss(
     targets: CsrMatrix,
     row_weight: np.ndarray,
@@ -277,9 +409,8 @@ def block_loss(
     gv = v.T @ (v * r[:, None])  # Vᵀ diag(r) V
     gu = u.T @ (u * c[:, None])  # Uᵀ diag(c) U
     everywhere = omega0 * float((gv * gu).sum())  # ω0 Σ_ij r_i c_j p_ij² = ω0 tr(G_v G_u)
-    rows = targets.entry_rows()
-    p = pair_dots(rows, targets.indices, v, u).double().cpu().numpy()
-    w = row_weight[rows] * col_weight[targets.indices]
+    p = SparsePattern(targets, v.device).dots(v, u).double().cpu().numpy()
+    w = row_weight[targets.entry_rows()] * col_weight[targets.indices]
     observed = float((w * ((targets.data - p) ** 2 - omega0 * p**2)).sum())
     return everywhere + observed
 
@@ -290,28 +421,34 @@ def conjugate_gradient(
     x0: torch.Tensor,
     max_iter: int,
     tol: float,
+    precond: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, int, float]:
     """Solve A x = b for symmetric positive-definite A given as a function.
 
-    Stops when ‖b − A x‖ ≤ tol·‖b‖ or after ``max_iter`` steps. Returns x, the steps taken
-    and the final relative residual.
+    ``precond`` applies M⁻¹ for an SPD M ≈ A (None: the identity). Stops when
+    ‖b − A x‖ ≤ tol·‖b‖ or after ``max_iter`` steps. Returns x, the steps taken and the
+    final relative residual.
     """
     x = x0.clone()
     r = b - apply_a(x)
-    p = r.clone()
-    rr = float((r * r).sum())
+    z = r if precond is None else precond(r)
+    p = z.clone()
+    rz = float((r * z).sum())
     b_norm = max(float(b.norm()), 1e-30)
+    r_norm = float(r.norm())
     steps = 0
-    while steps < max_iter and rr**0.5 > tol * b_norm:
+    while steps < max_iter and r_norm > tol * b_norm:
         ap = apply_a(p)
-        alpha = rr / float((p * ap).sum())
+        alpha = rz / float((p * ap).sum())
         x += alpha * p
         r -= alpha * ap
-        rr_new = float((r * r).sum())
-        p = r + (rr_new / rr) * p
-        rr = rr_new
+        z = r if precond is None else precond(r)
+        rz_new = float((r * z).sum())
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+        r_norm = float(r.norm())
         steps += 1
-    return x, steps, rr**0.5 / b_norm
+    return x, steps, r_norm / b_norm
 
 
 class TextEncoderSolver:
@@ -323,6 +460,10 @@ class TextEncoderSolver:
 
         H(Δ) = Bᵀ[ω0 diag(c) (BΔ) G_r + Z_Δᵀ V] + λΔ,   G_r = Vᵀ diag(r) V,
         Z_Δ[i, j] = r_i c_j (1 − ω0) v_i·(BΔ)_j on S,   R = Bᵀ Y_wᵀ V,  Y_w[i, j] = r_i c_j y_ij.
+
+    CG runs in G_r's eigenbasis (G_r = Q Λ Qᵀ, W̃ = W Q, Ṽ = V Q), preconditioned by H's
+    diagonal there: ω0 Λ_k (B∘B)ᵀc + λ + (B∘B)ᵀ Z₁ᵀ (Ṽ∘Ṽ), Z₁ = Z's weights r_i c_j (1−ω0).
+    Only Mᵀ's structure is kept (Z_Δᵀ V is a product over Mᵀ's rows).
     """
 
     def __init__(
@@ -336,37 +477,54 @@ class TextEncoderSolver:
     ) -> None:
         if targets.shape[0] != targets.shape[1] or encoder.shape[0] != targets.shape[1]:
             raise ValueError(f"shapes do not fit: M {targets.shape}, B {encoder.shape}")
-        self.targets = targets
         self.encoder = encoder
         self.encoder_t, _ = encoder.transpose_with_order()
-        self.targets_t, self._t_order = targets.transpose_with_order()
-        self.rows = targets.entry_rows()
-        self.cols = targets.indices
-        self.pair_w = row_weight[self.rows] * col_weight[self.cols]  # r_i c_j on S
+        self.encoder_sq_t = self.encoder_t.with_values(self.encoder_t.data**2)  # (B∘B)ᵀ
+        self.targets_t = transpose(targets)  # Mᵀ: row j holds the i with (i, j) ∈ S
+        j, i = self.targets_t.entry_rows(), self.targets_t.indices
+        self.pair_w_t = row_weight[i] * col_weight[j]  # r_i c_j on Mᵀ's entries
         self.row_weight = row_weight
         self.col_weight = col_weight
         self.omega0 = omega0
         self.lam = lam
-
-    def _bt_zt_v(self, values: np.ndarray, v: torch.Tensor) -> torch.Tensor:
-        """Bᵀ (Zᵀ V) for Z with ``values`` on S (in M's entry order)."""
-        zt_v = self.targets_t.with_values(values[self._t_order]).matmul(v)  # (n, d)
-        return self.encoder_t.matmul(zt_v)
+        self._pattern: SparsePattern | None = None
 
     def solve(
         self, v: torch.Tensor, w0: torch.Tensor, max_iter: int = 50, tol: float = 1e-4
     ) -> tuple[torch.Tensor, int, float]:
         """W minimizing the loss for fixed V (n, d), warm-started at w0 (n_terms, d)."""
-        r = torch.from_numpy(self.row_weight).to(v.device, v.dtype)
-        c = torch.from_numpy(self.col_weight).to(v.device, v.dtype)
-        g_r = v.T @ (v * r[:, None])  # (d, d) Vᵀ diag(r) V
+        dev, dt = v.device, v.dtype
+        if self._pattern is None or self._pattern.crow.device != dev:
+            self._pattern = SparsePattern(self.targets_t, dev)
+        pat = self._pattern
+        r = torch.from_numpy(self.row_weight).to(dev, dt)
+        c = torch.from_numpy(self.col_weight).to(dev, dt)
+        evals, q = symmetric_eigh(v.T @ (v * r[:, None]))  # G_r = Vᵀ diag(r) V = Q Λ Qᵀ
+        evals, q = evals.to(dt), q.to(dt)
+        v_rot = v @ q
+        z_w = torch.from_numpy(self.pair_w_t * (1.0 - self.omega0)).to(dev, dt)
 
         def apply_h(delta: torch.Tensor) -> torch.Tensor:
-            u = self.encoder.matmul(delta)  # (n, d) BΔ
-            dots = pair_dots(self.rows, self.cols, v, u).double().cpu().numpy()
-            z = self.pair_w * (1.0 - self.omega0) * dots
-            out = self.encoder_t.matmul(self.omega0 * (u * c[:, None]) @ g_r)
-            return out + self._bt_zt_v(z, v) + self.lam * delta
+            u = self.encoder.matmul(delta)  # (n, d) BΔ̃
+            zt_v = pat.matmul(z_w * pat.dots(u, v_rot), v_rot)  # Z_Δᵀ Ṽ
+            out = self.encoder_t.matmul(self.omega0 * (u * c[:, None]) * evals + zt_v)
+            return out + self.lam * delta
 
-        rhs = self._bt_zt_v(self.pair_w * self.targets.data, v)
-        return conjugate_gradient(apply_h, rhs, w0, max_iter, tol)
+        m = self.encoder_sq_t.matmul(
+            self.omega0 * c[:, None] * evals[None, :] + pat.matmul(z_w, v_rot * v_rot)
+        )
+        m_inv = 1.0 / (m + self.lam)
+        y_w = torch.from_numpy(self.pair_w_t * self.targets_t.data).to(dev, dt)
+        rhs = self.encoder_t.matmul(pat.matmul(y_w, v_rot))  # Bᵀ Y_wᵀ Ṽ
+        w, steps, resid = conjugate_gradient(
+            apply_h, rhs, w0.to(dt) @ q, max_iter, tol, lambda x: x * m_inv
+        )
+        return w @ q.T, steps, resid
+
+
+def transpose(m: CsrMatrix) -> CsrMatrix:
+    """Mᵀ in CSR form (a counting sort through scipy: O(nnz), no argsort)."""
+    t = m.to_scipy().T.tocsr()
+    t.sort_indices()
+    idx = np.asarray(t.indices, dtype=np.int64)
+    return CsrMatrix(np.asarray(t.indptr, dtype=np.int64), idx, t.data, (m.shape[1], m.shape[0]))
