@@ -18,6 +18,7 @@ from recflow.mkt.mem import MemConfig, MultiEntityModel, mem_loss
 from recflow.mkt.tables import FeatureTables
 from recflow.mkt.tem import TargetEntityModel, TemConfig
 from recflow.progress import ProgressFn
+from recflow.seeding import seed_torch
 from recflow.train import EvalFn, TrainConfig, TrainResult, train
 
 
@@ -32,7 +33,7 @@ def pretrain_mem(
     evaluate: EvalFn | None = None,
 ) -> tuple[MultiEntityModel, TrainResult]:
     """MEM initialised from ``train_config.seed`` and trained on source + target rows."""
-    torch.manual_seed(train_config.seed * 1009 + 1)
+    seed_torch(train_config.seed, "mem_init")
     mem = MultiEntityModel(tables.spec(), mem_config)
     mem.embedder.set_item_shared(torch.from_numpy(tables.item_shared))
     result = train(
@@ -60,7 +61,7 @@ def finetune_tem(
     evaluate: EvalFn | None = None,
 ) -> tuple[TargetEntityModel, TrainResult]:
     """TEM on the target entity's training rows, with ``mem`` frozen (by default)."""
-    torch.manual_seed(train_config.seed * 1009 + 2)
+    seed_torch(train_config.seed, "tem_init")
     tem = TargetEntityModel(tables.spec(), mem, tem_config, freeze_mem=freeze_mem)
     tem.embedder.set_item_shared(torch.from_numpy(tables.item_shared))
     mem.embedder.set_item_shared(torch.from_numpy(tables.item_shared))

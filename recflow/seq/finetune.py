@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recflow.progress import ProgressFn
+from recflow.seeding import seed_torch
 from recflow.seq.nextitnet import ChannelLayerNorm, NextItNet, NextItNetEncoder, init_weights
 from recflow.seq.patches import Insertion, insert_patches, patch_parameters
 from recflow.seq.sequences import FIRST_ITEM_TOKEN, PAD, as_long
@@ -118,9 +119,10 @@ class SequenceClassifier(nn.Module):
         return self.head(pooled)
 
 
-def _seeded_init(module: nn.Module, seed: int) -> None:
+def _seeded_init(module: nn.Module, seed: int, salt: str) -> None:
+    """``init_weights`` from the stream ``salt`` of ``seed``, leaving torch's global RNG as it was."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        seed_torch(seed, salt)
         init_weights(module)
 
 
@@ -157,13 +159,13 @@ def prepare_finetune(
     method = Method(method)
     encoder = copy.deepcopy(pretrained.encoder).cpu()
     if method is Method.SCRATCH:
-        _seeded_init(encoder, seed)
+        _seeded_init(encoder, seed, "scratch_encoder")
     elif method is Method.PETERREC_SERIAL:
         insert_patches(encoder, Insertion.SERIAL, reduction, seed)
     elif method is Method.PETERREC_PARALLEL:
         insert_patches(encoder, Insertion.PARALLEL, reduction, seed)
     model = SequenceClassifier(encoder, n_outputs, readout)
-    _seeded_init(model.head, seed + 1)
+    _seeded_init(model.head, seed, "head")
     set_trainable(model, method)
     return model
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recflow.seeding import generator
 from recflow.seq.nextitnet import NextItNetEncoder
 
 
@@ -30,16 +31,19 @@ class Insertion(StrEnum):
 
 
 class ModelPatch(nn.Module):
-    """The bottleneck branch W_up · act(W_down · x) on (B, C, T); zero at initialisation."""
+    """The bottleneck branch W_up · act(W_down · x) on (B, C, T); zero at initialisation.
 
-    def __init__(self, channels: int, reduction: int = 4, seed: int = 0) -> None:
+    W_down is Xavier-uniform from the stream ("patch", ``index``) of the run's ``seed``, so
+    every patch of a network gets its own draw and the global RNG plays no part."""
+
+    def __init__(self, channels: int, reduction: int = 4, seed: int = 0, index: int = 0) -> None:
         super().__init__()
         if channels % reduction:
             raise ValueError(f"channels {channels} not divisible by reduction {reduction}")
         hidden = channels // reduction
         self.down = nn.Conv1d(channels, hidden, kernel_size=1)
         self.up = nn.Conv1d(hidden, channels, kernel_size=1)
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed, "patch", index)  # the index-th patch of a run seeded with seed
         with torch.no_grad():
             bound = (6.0 / (channels + hidden)) ** 0.5  # Xavier-uniform, from a seeded generator
             self.down.weight.copy_(
@@ -81,7 +85,7 @@ def insert_patches(
             conv = getattr(block, name)
             if isinstance(conv, PatchedConv):
                 raise ValueError(f"block {i}.{name} is already patched")
-            patch = ModelPatch(channels, reduction, seed=seed * 1000 + len(patches))
+            patch = ModelPatch(channels, reduction, seed=seed, index=len(patches))
             setattr(block, name, PatchedConv(conv, patch, insertion))
             patches.append(patch)
     return patches

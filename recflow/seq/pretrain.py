@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from recflow.metrics import hit_rate_at_k, mrr, ndcg_from_rank, rank_of_positive
 from recflow.progress import ProgressFn
+from recflow.seeding import seed_torch
 from recflow.seq.nextitnet import NextItNet, NextItNetConfig
 from recflow.seq.sequences import FIRST_ITEM_TOKEN, PAD, RaggedTokens, as_long
 from recflow.train import BatchFn, TrainConfig, TrainResult, train
@@ -134,7 +135,7 @@ def pretrain(
 
     ``valid`` = (contexts, next-item tokens) adds sampled HR@10/NDCG@10/MRR to every epoch.
     """
-    torch.manual_seed(train_config.seed)
+    seed_torch(train_config.seed, "nextitnet_init")
     model = NextItNet(model_config)
     evaluate = None
     if valid is not None:
