@@ -480,29 +480,41 @@ class TextEncoderSolver:
         self.encoder = encoder
         self.encoder_t, _ = encoder.transpose_with_order()
         self.encoder_sq_t = self.encoder_t.with_values(self.encoder_t.data**2)  # (B∘B)ᵀ
-        self.targets_t = transpose(targets)  # Mᵀ: row j holds the i with (i, j) ∈ S
-        j, i = self.targets_t.entry_rows(), self.targets_t.indices
-        self.pair_w_t = row_weight[i] * col_weight[j]  # r_i c_j on Mᵀ's entries
+        m_t = transpose(targets)  # Mᵀ: row j holds the i with (i, j) ∈ S
+        pair_w_t = row_weight[m_t.indices] * col_weight[m_t.entry_rows()]  # r_i c_j
+        self._z_w = pair_w_t * (1.0 - omega0)  # Z's weights on Mᵀ's entries
+        self._y_w = pair_w_t * m_t.data  # Y_w on Mᵀ's entries
+        del pair_w_t
+        self.targets_t = m_t.with_values(self._y_w)  # the structure, Y_wᵀ as values
         self.row_weight = row_weight
         self.col_weight = col_weight
         self.omega0 = omega0
         self.lam = lam
-        self._pattern: SparsePattern | None = None
+        self._on_device: tuple[SparsePattern, torch.Tensor, torch.Tensor] | None = None
+
+    def _device_arrays(
+        self, device: torch.device, dtype: torch.dtype
+    ) -> tuple[SparsePattern, torch.Tensor, torch.Tensor]:
+        """Mᵀ's pattern with Z's weights and Y_wᵀ on ``device`` (made once, kept)."""
+        cached = self._on_device
+        if cached is None or cached[1].device != device or cached[1].dtype != dtype:
+            self._on_device = None  # free the old copy first
+            z_w = torch.from_numpy(self._z_w).to(device, dtype)
+            y_w = torch.from_numpy(self._y_w).to(device, dtype)
+            self._on_device = (SparsePattern(self.targets_t, device), z_w, y_w)
+        return self._on_device
 
     def solve(
         self, v: torch.Tensor, w0: torch.Tensor, max_iter: int = 50, tol: float = 1e-4
     ) -> tuple[torch.Tensor, int, float]:
         """W minimizing the loss for fixed V (n, d), warm-started at w0 (n_terms, d)."""
         dev, dt = v.device, v.dtype
-        if self._pattern is None or self._pattern.crow.device != dev:
-            self._pattern = SparsePattern(self.targets_t, dev)
-        pat = self._pattern
+        pat, z_w, y_w = self._device_arrays(dev, dt)
         r = torch.from_numpy(self.row_weight).to(dev, dt)
         c = torch.from_numpy(self.col_weight).to(dev, dt)
         evals, q = symmetric_eigh(v.T @ (v * r[:, None]))  # G_r = Vᵀ diag(r) V = Q Λ Qᵀ
         evals, q = evals.to(dt), q.to(dt)
         v_rot = v @ q
-        z_w = torch.from_numpy(self.pair_w_t * (1.0 - self.omega0)).to(dev, dt)
 
         def apply_h(delta: torch.Tensor) -> torch.Tensor:
             u = self.encoder.matmul(delta)  # (n, d) BΔ̃
@@ -514,7 +526,6 @@ class TextEncoderSolver:
             self.omega0 * c[:, None] * evals[None, :] + pat.matmul(z_w, v_rot * v_rot)
         )
         m_inv = 1.0 / (m + self.lam)
-        y_w = torch.from_numpy(self.pair_w_t * self.targets_t.data).to(dev, dt)
         rhs = self.encoder_t.matmul(pat.matmul(y_w, v_rot))  # Bᵀ Y_wᵀ Ṽ
         w, steps, resid = conjugate_gradient(
             apply_h, rhs, w0.to(dt) @ q, max_iter, tol, lambda x: x * m_inv
