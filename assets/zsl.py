@@ -189,8 +189,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
     eval_ins = {**data_ins, **{m: dg.AssetIn(key=k) for m, k in model_keys.items()}}
     indexed_ins = {**eval_ins, "index": dg.AssetIn(key=index_key)}
 
-    def evaluation(name: str, **kwargs: Any) -> Callable:
-        """An evaluation asset ``<dataset>/<name>`` of this sub-graph."""
+    def zsl_asset(name: str, **kwargs: Any) -> Callable:
+        """``dg.asset`` for ``<dataset>/<name>`` in this sub-graph's group and code version."""
         return dg.asset(
             key=zsl_key(dataset, name), group_name=group, code_version=CODE_VERSION, **kwargs
         )
@@ -293,7 +293,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
 
         return [_model, _checks]
 
-    @evaluation(
+    @zsl_asset(
         "zsl_reconstruction",
         ins=eval_ins,
         kinds={"sklearn"},
@@ -319,7 +319,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         }
         return dg.Output(EvaluationArtifact(final), metadata=meta)
 
-    @evaluation(
+    @zsl_asset(
         "zsl_queries",
         ins=indexed_ins,
         kinds={"sklearn"},
@@ -347,7 +347,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         }
         return dg.Output(EvaluationArtifact(final), metadata=meta)
 
-    @evaluation(
+    @zsl_asset(
         "zsl_search_index",
         ins=eval_ins,
         kinds={"scipy"},
@@ -371,7 +371,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
             metadata=_search_index_metadata(r, final),
         )
 
-    @evaluation(
+    @zsl_asset(
         "zsl_known_items",
         ins=indexed_ins,
         description="Known-item search: for 300 seeded items of the test half (by item-id hash), the title with its year, the title alone and the title with one word dropped must find that film. MRR and hit@3 with bootstrap CIs and paired differences to popularity, TF-IDF+prior and BM25+prior. The fusion was tuned on the other half's films only.",
@@ -398,7 +398,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         }
         return dg.Output(EvaluationArtifact(final), metadata=meta)
 
-    @evaluation(
+    @zsl_asset(
         "zsl_query_sensitivity",
         ins=indexed_ins,
         description="Does the answer depend on the query? Over the test tag queries a method knows a word of: mean share of its top 10 in the popularity top 10 (CI), and mean Jaccard between two queries' top 10s.",
@@ -422,7 +422,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         meta = {"summary": markdown_table(rows), "queries": n}
         return dg.Output(EvaluationArtifact(final), metadata=meta)
 
-    @evaluation(
+    @zsl_asset(
         "zsl_synonyms",
         ins=eval_ins,
         description="Planted-synonym test: query = a word that no relevant item's text contains; only co-consumption can link them.",
