@@ -15,7 +15,8 @@ square-loss problem with a uniform weight on the negatives; ours solve the same 
 problem with per-row/column weights (ZSL_ME: two tasks and three factor matrices), so
 implicit is the speed reference for an optimized ALS, not an equal. Runs are interleaved
 (every runner once, ``--repeats`` times) and the median step taken, so a loaded machine
-slows all runners alike; the ratio to implicit is the number to compare across machines.
+slows all runners alike; the ratio to implicit is the number to compare across machines
+(with one thread, CPU seconds are what an idle machine's wall time would be).
 ``--row-solver exact --word-steps 30`` gives the reference solvers' times.
 """
 
@@ -34,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+# what importing recflow sets, here before torch loads OpenMP (spinning threads halve
+# throughput on a shared machine; see bench_default_job.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 RUNNERS = ("stl", "zsl_te", "zsl_me", "implicit_als")
 CLUSTER = 200
@@ -41,6 +45,11 @@ CLUSTER = 200
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
 
 
 def _unique_pairs(rows: np.ndarray, cols: np.ndarray, n_cols: int) -> tuple[np.ndarray, ...]:
@@ -129,9 +138,9 @@ def run_one(runner: str, path: Path, args: argparse.Namespace) -> dict:
         )  # fmt: skip
         matrix = sp.csr_matrix(inputs.cooc.to_scipy().astype(np.float32))
         setup = time.perf_counter() - t0
-        s0 = time.perf_counter()
+        s0, c0 = time.perf_counter(), _cpu_s()
         m.fit(matrix, show_progress=False)
-        step = time.perf_counter() - s0
+        step, cpu = time.perf_counter() - s0, _cpu_s() - c0
     else:
         from recflow.zsl.models import Trainer, ZslConfig
 
@@ -142,10 +151,10 @@ def run_one(runner: str, path: Path, args: argparse.Namespace) -> dict:
         trainer = Trainer(inputs, config, torch.device("cpu"))
         state = trainer.initial_state()
         setup = time.perf_counter() - t0
-        s0 = time.perf_counter()
+        s0, c0 = time.perf_counter(), _cpu_s()
         trainer.step(state)
-        step = time.perf_counter() - s0
-    return {"setup_s": setup, "step_s": step, "peak_rss_mb": _peak_rss_mb()}
+        step, cpu = time.perf_counter() - s0, _cpu_s() - c0
+    return {"setup_s": setup, "step_s": step, "cpu_s": cpu, "peak_rss_mb": _peak_rss_mb()}
 
 
 def main() -> None:
@@ -165,8 +174,10 @@ def main() -> None:
         return
     print(f"d={args.dim}, threads={args.threads}, row solver {args.row_solver}, "
           f"median of {args.repeats} interleaved runs")  # fmt: skip
-    print("items | nnz | runner | setup s | one iteration s | × implicit | peak RSS MB")
-    print("---|---|---|---|---|---|---")
+    print(
+        "items | nnz | runner | setup s | one iteration s | × implicit | CPU s | × implicit | peak RSS MB"
+    )
+    print("---|---|---|---|---|---|---|---|---")
     medians: dict[tuple[int, str], float] = {}
     forward = ["--dim", str(args.dim), "--threads", str(args.threads), "--row-solver",
                args.row_solver, "--word-steps", str(args.word_steps)]  # fmt: skip
@@ -188,19 +199,21 @@ def main() -> None:
                         print(f"# {n} {runner} failed: {out.stderr.strip().splitlines()[-1:]}")
                         continue
                     runs[runner].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            ref = runs.get("implicit_als") and statistics.median(
-                r["step_s"] for r in runs["implicit_als"]
-            )
+            imp = runs.get("implicit_als")
+            ref = imp and statistics.median(r["step_s"] for r in imp)
+            ref_cpu = imp and statistics.median(r["cpu_s"] for r in imp)
             for runner, rs in runs.items():
                 if not rs:
                     continue
                 step = statistics.median(r["step_s"] for r in rs)
                 medians[(n, runner)] = step
+                cpu = statistics.median(r["cpu_s"] for r in rs)
                 ratio = f"{step / ref:.2f}" if ref else "-"
+                cpu_ratio = f"{cpu / ref_cpu:.2f}" if ref_cpu else "-"
                 setup = statistics.median(r["setup_s"] for r in rs)
                 rss = max(r["peak_rss_mb"] for r in rs)
-                print(f"{n} | {nnz} | {runner} | {setup:.1f} | {step:.2f} | {ratio} | {rss:.0f}",
-                      flush=True)  # fmt: skip
+                print(f"{n} | {nnz} | {runner} | {setup:.1f} | {step:.2f} | {ratio} | {cpu:.2f} | "
+                      f"{cpu_ratio} | {rss:.0f}", flush=True)  # fmt: skip
     growth(medians, args.sizes, args.runners)
 
 
