@@ -8,15 +8,21 @@ import polars as pl
 import pytest
 
 from recflow.data.daily import (
+    DailyFeed,
+    FeedOrderError,
     check_day_references,
     combine_days,
     day_bounds,
+    ingested_days,
     list_day_files,
     missing_days,
     read_day_file,
+    run_feed_dataset,
+    run_ingest_days,
     write_day_files,
 )
 from recflow.data.dataset import CanonicalTables, write_dataset
+from recflow.data.raw import content_hash
 from recflow.data.validate import LINE, DataValidationError
 
 D1 = date(2020, 1, 1)
@@ -158,3 +164,46 @@ def test_combine_days_is_history_plus_days(tmp_path: Path) -> None:
     assert rows == [(1, 10, T1 - 5), (2, 10, T1 + 3), (1, 11, T1 + 7)]
     assert tables.info["history_events"] == 1 and tables.info["days"] == 2
     assert write_dataset(tables, tmp_path / "feed").manifest["rows"]["interactions"] == 3
+
+
+def test_ingest_days_in_order_and_the_feed_dataset(tmp_path: Path) -> None:
+    """The stage functions behind the daily assets: days land in order, each as Parquet
+    with a receipt, and the feed dataset is the base history plus every ingested day."""
+    base = write_dataset(
+        CanonicalTables(
+            name="base",
+            interactions=_log(),
+            items=pl.DataFrame({"item_id": [10, 11], "entity": ["movie", "movie"]}),
+            users=pl.DataFrame({"user_id": [1, 2]}),
+        ),
+        tmp_path / "base",
+    )
+    feed = DailyFeed(name="feed", base="base", start=D1, end=date(2020, 1, 3))
+    files: dict[date, Path] = {}
+    for path in write_day_files(_log(), tmp_path / "days", D1, date(2020, 1, 3)):
+        files[date.fromisoformat(path.stem)] = path
+    parts = tmp_path / "parts"
+    day2, day3 = date(2020, 1, 2), date(2020, 1, 3)
+    with pytest.raises(FeedOrderError, match="2020-01-01 has not been ingested"):
+        run_ingest_days(feed, [day2], files, parts, base)
+    messages: list[str] = []
+    rows = run_ingest_days(feed, [D1, day2], files, parts, base, messages.append)
+    assert rows == [{"day": "2020-01-01", "events": 2}, {"day": "2020-01-02", "events": 0}]
+    assert messages == [
+        "feed: ingested 2020-01-01 (2 events)",
+        "feed: ingested 2020-01-02 (0 events)",
+    ]
+    assert ingested_days(parts) == {
+        D1: content_hash([files[D1]]),
+        day2: content_hash([files[day2]]),
+    }
+    with pytest.raises(FeedOrderError, match="no file for 2020-01-03"):
+        run_ingest_days(feed, [day3], {}, parts, base)
+
+    tables, days = run_feed_dataset(feed, base, parts)
+    assert days == [D1, day2]
+    rows_out = tables.interactions.select("user_id", "item_id", "timestamp").rows()
+    assert rows_out == [(1, 10, T1 - 5), (2, 10, T1 + 3), (1, 11, T1 + 7)]
+    (parts / "2020-01-01.json").unlink()  # day 1 lost: day 2 cannot stand alone
+    with pytest.raises(FeedOrderError, match=r"\['2020-01-01'\] are missing"):
+        run_feed_dataset(feed, base, parts)
