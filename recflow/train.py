@@ -23,23 +23,26 @@ file) says so in the log and ``TrainResult.checkpoint_notes``, sets it aside as
 ``corrupt-epoch-<n>`` and resumes from the one before, or from scratch.
 
 Data parallel, under ``torchrun`` (``python -m torch.distributed.run --nproc_per_node=N
-script.py``, whose script calls ``init_distributed()`` before ``train``): when the process
-belongs to a process group of N > 1, the loop wraps the model and loss in
-``torch.nn.parallel.DistributedDataParallel`` (gloo on CPU, NCCL with one GPU per process),
-which starts every process from rank 0's weights and all-reduces the gradients during
-``backward``. Every process draws the same global batches (the batch generator is seeded
-by (seed, epoch), so the draw is the sampler, as ``DistributedSampler`` would be) and
-trains on its rows ``rank, rank + N, ...`` (``shard_batch``); its loss is scaled by
-N·n_r/n so that DDP's mean over processes is Σ_r (n_r/n)·∇L_r, the whole batch's gradient
-for a loss that is a mean over rows. N processes thus follow the one-process run up to
-float summation order (dropout aside). Frozen parameters (``requires_grad=False``: FineLast,
-FineCLS, PeterRec) are outside DDP's reduction; DDP runs with ``find_unused_parameters=True``
-because a trainable parameter may take no part in the loss: TEM fine-tuned with its MEM
-unfrozen never uses MEM's source tower (every other method and MKT stage also runs
-without it). A parameter no process used keeps ``grad=None``, as in one process. Only
-rank 0 reports progress and writes checkpoints. With one process there is no wrapper.
-A batch smaller than N leaves some process no rows: it runs one row with weight 0, so
-that every process joins each all-reduce.
+script.py``, whose script calls ``init_distributed()`` before ``train``): when the
+process belongs to a process group of N > 1, the loop wraps the model and loss in
+``torch.nn.parallel.DistributedDataParallel`` (gloo on CPU, NCCL with one GPU per
+process), which starts every process from rank 0's weights and all-reduces the gradients
+during ``backward``. Every process draws the same global batches (the batch generator is
+seeded by (seed, epoch), so the draw is the sampler, as ``DistributedSampler`` would be)
+and trains on its rows ``rank, rank + N, ...`` (``shard_batch``); its loss is scaled by
+N·n_r/n so that DDP's mean over processes is Σ_r (n_r/n)·∇L_r, the whole batch's
+gradient for a loss that is a mean over rows (classification, BCE). N processes thus
+follow the one-process run up to float summation order (dropout aside); for a loss
+averaged over something else (pretraining: non-PAD positions; MEM: each entity's rows)
+the weights by rows make the gradient close to, not equal to, the one-process one.
+Frozen parameters (``requires_grad=False``: FineLast, FineCLS, PeterRec) are outside
+DDP's reduction; DDP runs with ``find_unused_parameters=True`` because a trainable
+parameter may take no part in the loss: TEM fine-tuned with its MEM unfrozen never uses
+MEM's source tower (every other method and MKT stage also runs without it). A parameter
+no process used keeps ``grad=None``, as in one process. Only rank 0 reports progress and
+writes checkpoints. With one process there is no wrapper. A batch smaller than N leaves
+some process no rows: it runs one row with weight 0, so that every process joins each
+all-reduce.
 """
 
 from __future__ import annotations
@@ -349,6 +352,11 @@ def train(
     ``loss_fn(model, batch)`` returns a scalar loss. ``evaluate(model)``, if given, runs
     after each epoch in eval mode and its numbers join the epoch's history row. With
     ``checkpoint_dir`` the run resumes after the last completed epoch found there.
+
+    Launched by ``torchrun --nproc_per_node=N`` in a script that calls
+    ``init_distributed()`` first, every process runs this same call and the loop trains
+    under DistributedDataParallel, each process on its share of every batch (see the
+    module docstring); alone, it trains the model as it is.
     """
     device = resolve_device(config.device)
     model.to(device)

@@ -38,7 +38,8 @@ class PretrainConfig:
 
 def next_item_batches(tokens: RaggedTokens, n_tokens: int, config: PretrainConfig) -> BatchFn:
     """Batch function for ``train``: dicts with ``inputs`` (B, T), ``targets`` (B, T) and,
-    for sampled softmax, ``negatives`` (N,)."""
+    for sampled softmax, ``negatives`` (N,), shared by the whole batch (a key of
+    ``recflow.train.SHARED_KEYS``: under DDP every process gets them whole)."""
     width = config.max_len + 1
     lengths = tokens.lengths
     usable = np.flatnonzero(lengths >= 2)
@@ -117,6 +118,8 @@ def evaluate_next_item(
 
 @dataclass
 class PretrainResult:
+    """The pretrained network and its training record."""
+
     model: NextItNet
     train: TrainResult
 
