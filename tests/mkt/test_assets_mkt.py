@@ -12,6 +12,7 @@ import pytest
 from assets.datasets import synthetic_dataset
 from assets.io_manager import JsonHandleIOManager
 from assets.mkt import build_mkt_assets
+from assets.report import build_sections
 from assets.resources import StoreResource, TorchDeviceResource
 from recflow.mkt.batches import predict_scores
 
@@ -100,3 +101,5 @@ def test_mkt_group_materializes(tmp_path: Path) -> None:
     mkt = per_seed.filter(pl.col("model") == "mkt").row(0, named=True)
     assert mkt["gauc"] == pytest.approx(want, rel=1e-9)
     assert {r["model"] for r in handle.table()} == set(per_seed.get_column("model"))
+    (section,) = build_sections({"mkt_comparison": handle})  # what the report reads
+    assert section.tasks and "No summary.parquet" not in section.intro
