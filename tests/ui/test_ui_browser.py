@@ -3,9 +3,12 @@
 The test opens the global asset graph, filters it to a fast documented subset (the
 bundled MovieLens sample: ``ml_small/dataset`` and ``ml_small/cooc_matrix`` with its
 checks, a few seconds of work), clicks "Materialize all", follows the toast to the run
-page and waits for the run to succeed. Screenshots land in ``$RECFLOW_UI_ARTIFACTS``
-(default: the test's tmp_path); ``scripts/screenshot_ui.sh`` copies the last one to
-``docs/asset_graph.png``.
+page and waits for the run to succeed, then checks that the matrix histogram shows in
+place on the asset's page. A second test opens one dataset's chain (``ml_small``) at
+1600×1000 and checks that every group box, which names the dataset, is on screen.
+Screenshots land in ``$RECFLOW_UI_ARTIFACTS`` (default: the test's tmp_path);
+``scripts/screenshot_ui.sh`` copies the last one to ``docs/asset_graph.png`` and the
+chain to ``docs/graph_ml_small.png``.
 """
 
 import re
@@ -15,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from assets.groups import group_name
 from tests.ui.dagster_dev_server import DagsterDevServer
 
 pytestmark = pytest.mark.ui
@@ -30,6 +34,14 @@ LOADING = re.compile(r"^Loading(…|\.\.\.)$")
 FROM_UI_TAG = ("dagster/from_ui", "true")
 # The last screenshot; scripts/screenshot_ui.sh copies it to docs/asset_graph.png.
 GRAPH_AFTER_PNG = "05_graph_after.png"
+# One dataset's chain at the size a person reads it; scripts/screenshot_ui.sh copies it to
+# docs/graph_ml_small.png.
+CHAIN_PNG = "06_ml_small_chain.png"
+CHAIN_VIEWPORT = {"width": 1600, "height": 1000}
+CHAIN_DATASET = "ml_small"
+CHAIN_STAGES = ("raw", "canonical", "cooc", "zsl", "sequences", "peterrec", "report")
+CHAIN_NODES = ("dataset", "cooc_matrix", "zsl_te_model", "nextitnet_pretrain", "report")
+INLINE_CHART = "img[src^='data:image/svg+xml']"
 
 ASSET_NODES_QUERY = """query AssetNodes($keys: [AssetKeyInput!]) {
   assetNodes(assetKeys: $keys) { assetKey { path } isMaterializable }
@@ -203,10 +215,63 @@ def test_materialize_fast_subset_by_clicking(
     expect(materialized).to_have_count(len(FAST_SUBSET), timeout=STATUS_TIMEOUT_MS)
     _screenshot(page, ui_artifacts / "04_selection_after.png")
 
-    # 6. The whole graph after the run (the README picture; a large graph is drawn with
+    # 6. The matrix histogram shows in place on the asset's page (no "[Show Markdown]").
+    page.goto(f"{dagster_dev.url}/assets/ml_small/cooc_matrix?view=events")
+    chart = page.locator(INLINE_CHART).first
+    chart.wait_for(state="visible", timeout=STATUS_TIMEOUT_MS)
+    box = chart.bounding_box()
+    assert box is not None and box["width"] >= 200, f"the inline chart is not drawn: {box}"
+    _screenshot(page, ui_artifacts / "05a_matrix_metadata.png")
+
+    # 7. The whole graph after the run (the README picture; a large graph is drawn with
     # compact nodes, where green means materialized).
     page.goto(expanded_graph_url)
     _wait_for_graph(page, None)
     _fit_graph_height(page, None)
     page.wait_for_load_state("networkidle")
     _screenshot(page, ui_artifacts / GRAPH_AFTER_PNG)
+
+
+def _arrange_chain(page: Any) -> None:
+    """Lay the graph out top to bottom (the UI's own direction setting, kept in local
+    storage): a chain's stages become rows and its fans spread across the wide window,
+    which the UI fits the graph to."""
+    page.evaluate("() => localStorage.setItem('asset-graph-direction', '\"vertical\"')")
+    page.reload()
+    _wait_for_graph(page, "cooc_matrix")
+    page.wait_for_load_state("networkidle")
+
+
+def test_one_datasets_chain_fits_a_readable_screenshot(
+    browser_page: Any, dagster_dev: DagsterDevServer, ui_artifacts: Path
+) -> None:
+    """ml_small's chain, groups expanded, at 1600×1000: every group box (which carries the
+    dataset's name) and the key nodes are inside the window, and no other dataset shows."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    page.set_viewport_size(CHAIN_VIEWPORT)
+    page.goto(f"{dagster_dev.url}/asset-groups")
+    page.locator(GRAPH_SVG).first.wait_for(state="visible")
+    page.get_by_role("button", name="Hide navigation").click()
+    page.locator(".CodeMirror").first.click()
+    page.keyboard.type(f'key:"{CHAIN_DATASET}/*"')
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/asset-groups~"))
+    _wait_for_graph(page, None)
+    page.keyboard.press("Alt+e")  # expand every group
+    page.wait_for_url(re.compile(r"[?&]expanded="))
+    _arrange_chain(page)
+    _screenshot(page, ui_artifacts / CHAIN_PNG)
+
+    graph = page.locator(GRAPH_SVG).first
+    window = page.viewport_size
+    for label in [group_name(CHAIN_DATASET, s) for s in CHAIN_STAGES] + list(CHAIN_NODES):
+        node = graph.get_by_text(label, exact=True).first
+        expect(node).to_be_visible()
+        box = node.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= window["width"]
+        assert box["y"] >= 0 and box["y"] + box["height"] <= window["height"], (
+            f"{label} lies outside the {window['width']}×{window['height']} window: {box}"
+        )
+    assert graph.get_by_text(re.compile(r"^synthetic_")).count() == 0
