@@ -57,9 +57,14 @@ def _num(v: float) -> str:
 def _svg_markdown(body: str) -> str | None:
     """``body`` inside an <svg> as a markdown image (data URI, the shorter of base64 and
     percent-encoding); None when it would not be shown inline."""
-    svg = (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{_W}' height='{_H}' "
-        f"font-family='sans-serif' font-size='9'>{body}</svg>"
+    svg = _el(
+        "svg",
+        body,
+        xmlns="http://www.w3.org/2000/svg",
+        width=_W,
+        height=_H,
+        font_family="sans-serif",
+        font_size=9,
     )
     b64 = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
     pct = "data:image/svg+xml," + urllib.parse.quote(svg, safe="=':/;,.-")
@@ -67,15 +72,24 @@ def _svg_markdown(body: str) -> str | None:
     return md if len(md) < INLINE_MARKDOWN_CHARS else None
 
 
+def _el(tag: str, text: str | None = None, **attrs: object) -> str:
+    """An SVG element (``font_size`` → ``font-size``), every attribute value escaped and
+    single-quoted (a quote costs 1 character in a data URI, a double quote 3)."""
+    parts = "".join(
+        " " + k.replace("_", "-") + "='" + escape(str(v)) + "'" for k, v in attrs.items()
+    )
+    return "<" + tag + parts + ("/>" if text is None else ">" + text + "</" + tag + ">")
+
+
 def _text(x: float, y: float, label: str, anchor: str = "", colour: str = "") -> str:
-    extra = (f" text-anchor='{anchor}'" if anchor else "") + (f" fill='{colour}'" if colour else "")
-    return f"<text x='{x:.0f}' y='{y:.0f}'{extra}>{label}</text>"
+    extra = ({"text_anchor": anchor} if anchor else {}) | ({"fill": colour} if colour else {})
+    return _el("text", escape(label), x=round(x), y=round(y), **extra)
 
 
 def _axes(y_low: float, y_high: float, x_first: str, x_last: str) -> str:
     """The axis lines and the four end labels (y range on the left, x range below)."""
     return (
-        f"<path d='M{_LEFT} {_TOP}V{_BOTTOM}H{_RIGHT}' fill='none' stroke='black'/>"
+        _el("path", d=f"M{_LEFT} {_TOP}V{_BOTTOM}H{_RIGHT}", fill="none", stroke="black")
         + _text(_LEFT - 3, _TOP + 7, _num(y_high), "end")
         + _text(_LEFT - 3, _BOTTOM, _num(y_low), "end")
         + _text(_LEFT, _BOTTOM + 11, x_first)
@@ -94,7 +108,7 @@ def svg_bar_chart(labels: Sequence[str], values: Sequence[float]) -> str | None:
         f"h{width:.0f}V{_BOTTOM}z"
         for i, v in enumerate(values)
     )
-    body = f"<path d='{bars}' fill='{_COLOURS[0]}'/>" + _axes(0, top, labels[0], labels[-1])
+    body = _el("path", d=bars, fill=_COLOURS[0]) + _axes(0, top, labels[0], labels[-1])
     return _svg_markdown(body)
 
 
@@ -105,16 +119,14 @@ def svg_labelled_bars(labels: Sequence[str], values: Sequence[float]) -> str | N
     row = min(14, (_H - 4) // len(values))
     left, right = 150, _W - 34
     names = "".join(
-        _text(left - 4, 2 + i * row + row - 4, escape(label[:28])) for i, label in enumerate(labels)
+        _text(left - 4, 2 + i * row + row - 4, label[:28]) for i, label in enumerate(labels)
     )
     bars = "".join(
         f"M{left} {2 + i * row}h{max(v / top * (right - left), 1):.0f}v{row - 3}H{left}z"
         for i, v in enumerate(values)
     )
-    body = (
-        f"<g text-anchor='end'>{names}{_text(_W - 2, 11, _num(top))}</g>"
-        f"<path d='{bars}' fill='{_COLOURS[0]}'/>"
-    )
+    body = _el("g", names + _text(_W - 2, 11, _num(top)), text_anchor="end")
+    body += _el("path", d=bars, fill=_COLOURS[0])
     return _svg_markdown(body)
 
 
@@ -150,7 +162,7 @@ def svg_line_chart(series: Mapping[str, Sequence[float]], points: int) -> str | 
             f"{_BOTTOM - (y - low) / span * (_BOTTOM - _TOP):.0f}"
             for x, y in _thinned(ys, points)
         )
-        body += f"<polyline points='{pts}' fill='none' stroke='{colour}'/>"
+        body += _el("polyline", points=pts, fill="none", stroke=colour)
         if len(series) > 1:
             body += _text(_RIGHT, _TOP + 8 + 10 * k, name, "end", colour)
     return _svg_markdown(body)
