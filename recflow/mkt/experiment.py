@@ -52,6 +52,7 @@ from recflow.mkt.tables import FeatureSpec, FeatureTables, activity_bucket
 from recflow.mkt.tem import TemConfig, target_specific_columns
 from recflow.mkt.training import finetune_tem, pretrain_mem, validation_gauc
 from recflow.progress import ProgressFn
+from recflow.seeding import seed_torch
 from recflow.store import atomic_path
 from recflow.train import EvalFn, TrainConfig, TrainResult, train
 
@@ -247,8 +248,8 @@ class SeedRunner:
                 self.training.append({**dict.fromkeys(TRAINING_COLUMNS), "stage": stage,
                                       "seed": seed, "reused": True})  # fmt: skip
 
-    def _init(self, build: Callable[[], nn.Module], salt: int) -> nn.Module:
-        torch.manual_seed(self.seed * 1009 + salt)
+    def _init(self, build: Callable[[], nn.Module], stream: str) -> nn.Module:
+        seed_torch(self.seed, "init", stream)
         model = build()
         for module in model.modules():
             if hasattr(module, "set_item_shared") and module.item_shared.sum() == 0:
@@ -351,16 +352,16 @@ class SeedRunner:
         c = self.config
         if name == "mlp_target":
             cols = target_specific_columns(self.spec)
-            m = self._init(lambda: SingleTowerModel(self.spec, c.baseline, cols), 3)
+            m = self._init(lambda: SingleTowerModel(self.spec, c.baseline, cols), name)
             self._fit(name, m, target_bce, self.train_target, c.target_epochs)
             return m
         if name in ("shared_bottom", "mmoe"):
             bottom = "shared" if name == "shared_bottom" else "mmoe"
-            m = self._init(lambda: JointModel(self.spec, c.baseline, bottom), 4)
+            m = self._init(lambda: JointModel(self.spec, c.baseline, bottom), name)
             self._fit(name, m, joint_bce, self.train_all, c.pretrain_epochs)
             return m
         if name == "finetune":
-            m = self._init(lambda: SingleTowerModel(self.spec, c.baseline), 5)
+            m = self._init(lambda: SingleTowerModel(self.spec, c.baseline), name)
             source = self.tables.mapping.source_entity  # pretraining knows no target rows
             self._fit(
                 "finetune_source", m, target_bce, self.train_source, c.pretrain_epochs, source
@@ -378,7 +379,7 @@ class SeedRunner:
             mem = self.mem("mem_without_pdl", MemConfig(**{**asdict(c.mem), "pdl_weight": 0.0}))
             return self.tem("tem_without_pdl", mem)
         if name == "mkt_without_mem_pretraining":
-            fresh = self._init(lambda: MultiEntityModel(self.spec, c.mem), 1)
+            fresh = self._init(lambda: MultiEntityModel(self.spec, c.mem), name)
             return self.tem("tem_without_mem_pretraining", fresh, freeze=False)
         raise ValueError(f"unknown MKT experiment model {name!r}; known: {MODELS + ABLATIONS}")
 
