@@ -5,8 +5,8 @@
         scripts/torchrun_demo.py --out /tmp/two
 
 Both write ``result.json`` (final weights, loss history, world size) from rank 0; the two
-runs agree to float precision because the loop averages gradients over processes
-weighted by each one's share of the batch (``recflow.train``). On a machine with GPUs,
+runs agree to float precision because the loop trains under DistributedDataParallel
+with each process's loss weighted by its share of the batch (``recflow.train``). On a machine with GPUs,
 the same command with ``--nproc_per_node=<GPUs>`` trains one process per GPU over NCCL.
 """
 
