@@ -138,7 +138,7 @@ def test_the_matrix_asset_runs_on_spark_when_configured(tmp_path: Path) -> None:
         assert result.success
         checks = result.get_asset_check_evaluations()
         assert len(checks) == 5 and all(c.passed for c in checks)
-        outputs[engine] = Path(result.output_for_node("synthetic__cooc_matrix")["path"])
+        outputs[engine] = Path(result.output_for_node("synthetic__cooc_matrix").path)
     duck, spark = read_cooc(outputs["duckdb"]), read_cooc(outputs["spark"])
     assert spark[1].equals(duck[1])
     assert spark[0].select("row", "col", "count").equals(duck[0].select("row", "col", "count"))

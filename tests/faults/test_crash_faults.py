@@ -136,7 +136,7 @@ def test_a_full_disk_fails_clearly_and_keeps_the_previous_version(
         ok = dg.materialize(
             [synthetic_dataset], instance=instance, resources=resources, run_config=ops
         )
-        good = Path(ok.output_for_node("synthetic__dataset")["path"])
+        good = Path(ok.output_for_node("synthetic__dataset").path)
 
         real_write = pl.DataFrame.write_parquet
 
