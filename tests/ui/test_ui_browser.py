@@ -216,8 +216,23 @@ def test_materialize_fast_subset_by_clicking(
     _screenshot(page, ui_artifacts / "04_selection_after.png")
 
     # 6. The matrix histogram shows in place on the asset's page (no "[Show Markdown]").
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto(f"{dagster_dev.url}/assets/ml_small/cooc_matrix?view=events")
     chart = page.locator(INLINE_CHART).first
+    # The events list opens on the newest event, which can be a downstream step's
+    # observation of the matrix (no chart): select the events in turn until the
+    # materialization's metadata, with its chart, is shown.
+    stamps = page.get_by_text(re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{1,2}:\d{2} [AP]M$"))
+    stamps.first.wait_for(state="visible", timeout=STATUS_TIMEOUT_MS)
+    for i in range(stamps.count()):
+        if chart.is_visible():
+            break
+        stamps.nth(i).click()
+        try:
+            chart.wait_for(state="visible", timeout=5_000)
+        except PlaywrightTimeout:
+            continue
     chart.wait_for(state="visible", timeout=STATUS_TIMEOUT_MS)
     box = chart.bounding_box()
     assert box is not None and box["width"] >= 200, f"the inline chart is not drawn: {box}"
