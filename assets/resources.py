@@ -1,7 +1,9 @@
 """Resources every asset shares: where artifacts live, which torch device, where raw data is."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 import pydantic
@@ -10,6 +12,8 @@ import torch
 from recflow.data.registry import REPO_ROOT, DatasetSpec, data_settings, default_store_root
 from recflow.device import describe_device, resolve_device
 from recflow.store import DEFAULT_KEEP_VERSIONS, ArtifactStore
+
+T = TypeVar("T")
 
 
 def checked_folder(value: str, what: str) -> str:
@@ -71,6 +75,15 @@ class StoreResource(dg.ConfigurableResource):
             keep_versions=self.keep_versions,
             publish_on_commit=False,
         )
+
+    def in_new_version(self, name: str, stage: Callable[[Path], T]) -> tuple[str, T]:
+        """Run ``stage`` on a fresh version folder of ``name`` (removed if it fails);
+        the folder where the version landed, and what ``stage`` returned."""
+        artifacts = self.store()
+        with artifacts.new_version(name) as tmp:
+            result = stage(tmp)
+            final = artifacts.final_path(tmp)
+        return str(final), result
 
 
 class TorchDeviceResource(dg.ConfigurableResource):

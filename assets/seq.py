@@ -125,11 +125,8 @@ def _stored(
 ) -> tuple[A, dict[str, Any]]:
     """Run ``stage`` into a new store version of ``name`` (deleted if it fails); its
     artifact, naming the folder where the version landed, and its metrics."""
-    artifacts = store.store()
-    with artifacts.new_version(name) as tmp:
-        artifact, metrics = stage(tmp)
-        final = artifacts.final_path(tmp)
-    return dataclasses.replace(artifact, path=str(final)), metrics
+    final, (artifact, metrics) = store.in_new_version(name, stage)
+    return dataclasses.replace(artifact, path=final), metrics
 
 
 def build_seq_assets(dataset: str) -> list[dg.AssetsDefinition]:

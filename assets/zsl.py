@@ -8,7 +8,6 @@ a warm-start refresh. Every asset loads its declared inputs, calls one
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -154,15 +153,6 @@ def _search_index_metadata(r: SearchIndexResult, final: str) -> dict[str, Any]:
     }
 
 
-def _in_new_version(store: StoreResource, name: str, stage: Callable[[Path], T]) -> tuple[str, T]:
-    """Run ``stage`` on a fresh store version folder ``name``; (final folder, its result)."""
-    artifacts = store.store()
-    with artifacts.new_version(name) as tmp:
-        result = stage(tmp)
-        final = artifacts.final_path(tmp)
-    return str(final), result
-
-
 def _evaluation_inputs(
     dataset: DatasetArtifact,
     cooc: CoocArtifact,
@@ -209,8 +199,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         text = TextConfig(**library_kwargs(config, TextConfig))
         split = TagSplitConfig(**library_kwargs(config, TagSplitConfig)).query_split()
         try:
-            final, result = _in_new_version(
-                store,
+            final, result = store.in_new_version(
                 f"{dataset}/zsl_vocabulary",
                 lambda out: run_vocabulary(
                     dataset_artifact.load(), out, text, split, check_split=not synthetic
@@ -246,8 +235,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
             cfg = ZslConfig(**library_kwargs(config, ZslConfig, method=method))
             settings = ModelSettings(**library_kwargs(config, ModelSettings))
             device = torch_device.resolve(context.log)
-            final, r = _in_new_version(
-                store,
+            final, r = store.in_new_version(
                 f"{dataset}/{method}_model",
                 lambda out: run_model(
                     method,
@@ -309,8 +297,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         zsl_te: ZslModelArtifact,
     ) -> dg.Output[EvaluationArtifact]:
         ev = _evaluation_inputs(dataset_artifact, cooc, vocab, stl, zsl_me, zsl_te)
-        final, rows = _in_new_version(
-            store, f"{dataset}/zsl_reconstruction", lambda out: run_reconstruction(ev, out)
+        final, rows = store.in_new_version(
+            f"{dataset}/zsl_reconstruction", lambda out: run_reconstruction(ev, out)
         )
         names, recalls = [r["method"] for r in rows], [r["recall"] for r in rows]
         meta = {
@@ -336,8 +324,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         index: SearchIndexArtifact,
     ) -> dg.Output[EvaluationArtifact]:
         ev = _evaluation_inputs(dataset_artifact, cooc, vocab, stl, zsl_me, zsl_te)
-        final, r = _in_new_version(
-            store, f"{dataset}/zsl_queries", lambda out: run_query_eval(ev, index.load(), out)
+        final, r = store.in_new_version(
+            f"{dataset}/zsl_queries", lambda out: run_query_eval(ev, index.load(), out)
         )
         meta = {
             "summary": markdown_table(r.summary),
@@ -363,8 +351,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         zsl_te: ZslModelArtifact,
     ) -> dg.Output[SearchIndexArtifact]:
         ev = _evaluation_inputs(dataset_artifact, cooc, vocab, stl, zsl_me, zsl_te)
-        final, r = _in_new_version(
-            store, f"{dataset}/zsl_search_index", lambda out: run_search_index(ev, out)
+        final, r = store.in_new_version(
+            f"{dataset}/zsl_search_index", lambda out: run_search_index(ev, out)
         )
         return dg.Output(
             SearchIndexArtifact(final, r.index.default_model, r.index.default_scoring),
@@ -387,8 +375,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         index: SearchIndexArtifact,
     ) -> dg.Output[EvaluationArtifact]:
         ev = _evaluation_inputs(dataset_artifact, cooc, vocab, stl, zsl_me, zsl_te)
-        final, r = _in_new_version(
-            store, f"{dataset}/zsl_known_items", lambda out: run_known_items(ev, index.load(), out)
+        final, r = store.in_new_version(
+            f"{dataset}/zsl_known_items", lambda out: run_known_items(ev, index.load(), out)
         )
         meta = {
             "summary": markdown_table(r.summary),
@@ -414,8 +402,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         index: SearchIndexArtifact,
     ) -> dg.Output[EvaluationArtifact]:
         ev = _evaluation_inputs(dataset_artifact, cooc, vocab, stl, zsl_me, zsl_te)
-        final, (rows, n) = _in_new_version(
-            store,
+        final, (rows, n) = store.in_new_version(
             f"{dataset}/zsl_query_sensitivity",
             lambda out: run_query_sensitivity(ev, index.load(), out),
         )
@@ -437,8 +424,8 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         zsl_te: ZslModelArtifact,
     ) -> dg.Output[EvaluationArtifact]:
         ev = _evaluation_inputs(dataset_artifact, cooc, vocab, stl, zsl_me, zsl_te)
-        final, r = _in_new_version(
-            store, f"{dataset}/zsl_synonyms", lambda out: run_synonyms(ev, out)
+        final, r = store.in_new_version(
+            f"{dataset}/zsl_synonyms", lambda out: run_synonyms(ev, out)
         )
         meta = {"summary": markdown_table(r.summary), "recall@K": _recall_chart(r.curve)}
         return dg.Output(EvaluationArtifact(final), metadata=meta)
@@ -464,8 +451,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
     ) -> dg.Output[ZslModelArtifact]:
         cfg = RefreshConfig(**library_kwargs(config, RefreshConfig))
         device = torch_device.resolve(context.log)
-        final, (model, stats) = _in_new_version(
-            store,
+        final, (model, stats) = store.in_new_version(
             f"{dataset}/zsl_te_refresh",
             lambda out: run_refresh(
                 previous.load(),
