@@ -59,6 +59,7 @@ def _run_search(args: argparse.Namespace) -> int:
         print(f"{searcher.model_name} model {searcher.model.root} · scoring {searcher.scoring}")
         print(
             f"fusion weights: lexical {w.lexical:g} · vector {w.vector:g} · prior {w.prior:g}"
+            f"{f' (tag weight {w.tags:g} in the prior)' if w.tags and not args.no_prior else ''}"
             f"{' (prior off)' if args.no_prior else ''} · title hits first"
         )
         result = searcher.search(args.query, args.top)

@@ -1,8 +1,9 @@
 """Tokenizer and vocabulary, used for item text and for queries alike.
 
 Text becomes *terms*: lower-cased word tokens (letters and digits; apostrophes are dropped
-so "schindler's" is one token) and, optionally, the bigrams of adjacent tokens inside one
-field ("dark comedy"). Bigrams never span two fields, so a title's last word and the first
+so "schindler's" is one token), each folded to a common form by ``fold`` (a small suffix
+stripper: "comedies" and "comedy" → "comedi", "inspiring" and "inspirational" → "inspir"),
+and, optionally, the bigrams of adjacent terms inside one field ("dark comedi"). Bigrams never span two fields, so a title's last word and the first
 genre do not make a bigram. A vocabulary keeps the terms that occur in at least
 ``min_item_count`` items; items with fewer than ``min_terms_per_item`` known terms get no
 text row. Queries go through the very same ``text_terms`` so that a query term and an item
@@ -33,9 +34,51 @@ def tokenize(text: str | None) -> list[str]:
     return _TOKEN.findall(_APOSTROPHES.sub("", text.lower()))
 
 
+_VOWELS = frozenset("aeiouy")
+_PLURALS = (("sses", "ss"), ("ies", "i"), ("ss", "ss"), ("us", "us"), ("is", "is"), ("s", ""))
+# (suffix, the shortest stem it may leave): longer suffixes first, at most one is stripped
+_SUFFIXES = (
+    ("ational", 4), ("ically", 4), ("ation", 4), ("ical", 4), ("ness", 4), ("ship", 4),
+    ("like", 4), ("ment", 4), ("ence", 5), ("ful", 4), ("ous", 4), ("ing", 4), ("ion", 4),
+    ("ism", 4), ("ent", 5), ("ed", 4), ("ic", 5), ("ly", 5),
+)  # fmt: skip
+
+
+def fold(word: str) -> str:
+    """The term a lower-cased word counts as: plural, inflection and a few derivational
+    suffixes stripped, a final "y" → "i" and a final "e" dropped, so that the forms a
+    searcher types meet the forms item text uses ("lawyers" → "lawyer", "humorous" →
+    "humor", "dreamlike" → "dream", "movies"/"movie" → "movi"). Words of up to three
+    letters and words with digits stay as they are; a stem keeps a vowel and at least the
+    length its suffix asks (so "family" stays "famili", not "fami"). Written for this
+    project's English item text, not a full Porter stemmer."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    for suffix, repl in _PLURALS:
+        if word.endswith(suffix):
+            if len(word) - len(suffix) + len(repl) >= 3:
+                word = word[: len(word) - len(suffix)] + repl
+            break
+    for suffix, shortest in _SUFFIXES:
+        stem = word[: len(word) - len(suffix)]
+        if word.endswith(suffix) and len(stem) >= shortest and _VOWELS & set(stem):
+            word = stem
+            break
+    if len(word) >= 5 and word.endswith("e"):
+        word = word[:-1]
+    elif len(word) >= 4 and word.endswith("y") and word[-2] not in _VOWELS:
+        word = word[:-1] + "i"
+    return word
+
+
+def word_terms(text: str | None) -> list[str]:
+    """The folded term of each word of ``text``, in order (``fold`` of ``tokenize``)."""
+    return [fold(w) for w in tokenize(text)]
+
+
 def field_terms(text: str | None, bigrams: bool = True) -> list[str]:
-    """Unigrams of one field, then its bigrams ("a b") when asked."""
-    tokens = tokenize(text)
+    """Unigram terms of one field, then its bigrams ("a b") when asked."""
+    tokens = word_terms(text)
     if not bigrams:
         return tokens
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
@@ -118,19 +161,21 @@ class EncodedQuery:
 
 
 def encode_query(query: str, vocab: Vocabulary, bigrams: bool = True) -> EncodedQuery:
-    """Query text → known term indices (repeats kept) and unknown unigrams.
+    """Query text → known term indices (repeats kept) and unknown words.
 
-    Only unknown *unigrams* are reported: an unknown bigram of two known words is normal and
-    not something a user needs to hear about.
+    Only unknown *words* are reported, as the user typed them (lower-cased, not folded): an
+    unknown bigram of two known words is normal and not something a user needs to hear
+    about.
     """
     known: list[int] = []
     unknown: list[str] = []
-    for term in field_terms(query, bigrams):
+    words = tokenize(query)
+    for pos, term in enumerate(field_terms(query, bigrams)):
         i = vocab.index.get(term)
         if i is not None:
             known.append(i)
-        elif " " not in term and term not in unknown:
-            unknown.append(term)
+        elif pos < len(words) and words[pos] not in unknown:
+            unknown.append(words[pos])
     return EncodedQuery(query, known, unknown)
 
 

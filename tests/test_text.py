@@ -12,10 +12,12 @@ from recflow.text import (
     build_vocabulary,
     encode_query,
     field_terms,
+    fold,
     genre_fields,
     item_fields,
     text_terms,
     tokenize,
+    word_terms,
 )
 
 
@@ -39,9 +41,9 @@ def test_tokenize(text, tokens):
 
 def test_bigrams_stay_inside_a_field():
     assert field_terms("dark comedy film") == [
-        "dark", "comedy", "film", "dark comedy", "comedy film",
+        "dark", "comedi", "film", "dark comedi", "comedi film",
     ]  # fmt: skip
-    assert field_terms("dark comedy", bigrams=False) == ["dark", "comedy"]
+    assert field_terms("dark comedy", bigrams=False) == ["dark", "comedi"]
     # "film" (end of field 1) and "noir" (start of field 2) must not form a bigram
     assert "film noir" not in text_terms(["dark film", "noir"])
 
@@ -63,7 +65,7 @@ def test_vocabulary_thresholds_and_order():
     ]  # item 30 has no known term and gets no row
     vocab, _ = build_vocabulary(ids, texts, TextConfig(min_item_count=1, bigrams=False))
     # by descending item count, then alphabetical
-    assert vocab.terms == ["red", "apple", "blue", "car"]
+    assert vocab.terms == ["red", "appl", "blue", "car"]  # "apple" folded (text.fold)
     assert vocab.item_counts.tolist() == [2, 1, 1, 1]
 
 
@@ -81,7 +83,7 @@ def test_min_terms_per_item_and_counts():
 
 
 def test_encode_query_reports_unknown_unigrams_only():
-    vocab = Vocabulary(["dark", "comedy", "dark comedy"], np.array([3, 2, 1]))
+    vocab = Vocabulary(["dark", "comedi", "dark comedi"], np.array([3, 2, 1]))
     enc = encode_query("Dark comedy about zombies", vocab)
     assert enc.known == [0, 1, 2]
     assert enc.unknown == ["about", "zombies"]  # unknown bigrams are not reported
@@ -97,3 +99,51 @@ def test_item_fields_and_vocabulary_roundtrip():
     assert back.terms == ["b", "a"] and back.index == {"b": 0, "a": 1}
     with pytest.raises(ValueError, match="unique"):
         Vocabulary(["a", "a"], np.array([1, 1]))
+
+
+@pytest.mark.parametrize(
+    ("forms", "term"),
+    [
+        (["comedy", "comedies"], "comedi"),
+        (["movie", "movies"], "movi"),
+        (["lawyer", "lawyers"], "lawyer"),
+        (["inspiring", "inspired", "inspiration", "inspirational"], "inspir"),
+        (["depressing", "depression", "depressed"], "depress"),
+        (["humor", "humorous"], "humor"),
+        (["dream", "dreams", "dreamlike"], "dream"),
+        (["friend", "friends", "friendship"], "friend"),
+        (["intelligent", "intelligence"], "intellig"),
+        (["mystery", "mysterious"], "mysteri"),
+        (["family", "families"], "famili"),
+        (["darkness", "dark"], "dark"),
+        (["schindlers", "schindler"], "schindler"),
+    ],
+)
+def test_fold_meets_the_forms_of_a_word(forms, term):
+    assert {fold(w) for w in forms} == {term}
+
+
+@pytest.mark.parametrize(
+    "word",
+    # short words, words with digits, and stems that would get too short or lose their vowel
+    ["the", "war", "king", "1970s", "2001", "famous", "spring", "animal", "action", "us"],
+)
+def test_fold_leaves_short_and_protected_words(word):
+    assert fold(word) == word
+
+
+def test_fold_keeps_unrelated_words_apart():
+    # "animation" and "animal" must not meet, nor "story" and "star"
+    assert fold("animation") != fold("animal")
+    assert fold("stories") != fold("stars")
+
+
+def test_queries_and_item_text_meet_through_fold():
+    vocab, _ = build_vocabulary(
+        [1, 2], [["Comedies of Errors"], ["Romantic comedy"]], TextConfig(min_item_count=1)
+    )
+    enc = encode_query("comedy", vocab)
+    assert [vocab.terms[i] for i in enc.known] == ["comedi"] and enc.unknown == []
+    # unknown words are reported as typed, not folded
+    assert encode_query("Heartbreaking", vocab).unknown == ["heartbreaking"]
+    assert word_terms("Toy Stories") == ["toy", "stori"]

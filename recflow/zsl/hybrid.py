@@ -1,9 +1,10 @@
 """Hybrid search: BM25 over item text, ZSL vectors and a popularity prior, fused by score.
 
-    s_i = a · bm25_i / max_j bm25_j + c · z(vec_i) + β · z(log(1 + pop_i))
+    s_i = a · bm25_i / max_j bm25_j + c · z(vec_i) + β · p_i
 
 with z(·) standardizing over items (``ensemble.standardize``), so the weights compare
-across queries. Title hits (``lexical.LexicalIndex``) are then lifted above every other
+across queries, and p the prior of ``ensemble.item_prior``: z(log(1 + pop_i)), mixed with
+ρ · z(log(1 + tags_i)) when the items' text-tag counts are given. Title hits (``lexical.LexicalIndex``) are then lifted above every other
 item, the fullest title match first, each tier ordered by s. A query that neither the
 lexical index nor the model knows falls back to the prior alone (flagged), or to nothing
 when the prior is off. Weights are chosen on validation queries by ``tune_fusion`` for
@@ -19,7 +20,7 @@ import numpy as np
 
 from recflow.metrics import ndcg_at_k
 from recflow.text import encode_query
-from recflow.zsl.ensemble import standardize
+from recflow.zsl.ensemble import item_prior, standardize
 from recflow.zsl.lexical import LexicalIndex, LexicalMatch
 from recflow.zsl.ranking import top_k
 from recflow.zsl.scorers import VectorScorer
@@ -31,11 +32,13 @@ TITLE_SCALE = 1e4  # coverage steps (≥ 1/400 for titles under 20 words) outwei
 
 @dataclass(frozen=True)
 class FusionWeights:
-    """a (lexical), c (vector) and β (prior) of the fused score."""
+    """a (lexical), c (vector) and β (prior) of the fused score, and ρ (tags): the weight of
+    the text-tag counts inside the prior (``ensemble.item_prior``)."""
 
     lexical: float = 1.0
     vector: float = 1.0
     prior: float = 1.0
+    tags: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -89,14 +92,17 @@ class HybridScorer:
         popularity: np.ndarray | None,
         weights: FusionWeights,
         name: str | None = None,
+        tag_counts: np.ndarray | None = None,
     ) -> None:
         if popularity is not None and len(popularity) != lexical.n_items:
             raise ValueError("popularity and the lexical index disagree on the item count")
+        if tag_counts is not None and len(tag_counts) != lexical.n_items:
+            raise ValueError("tag counts and the lexical index disagree on the item count")
         self.lexical = lexical
         self.vector = vector
         self.weights = weights
         self.prior = (
-            None if popularity is None else standardize(np.log1p(popularity.astype(np.float64)))
+            None if popularity is None else item_prior(popularity, tag_counts, weights.tags)
         )
         model = vector.name if vector is not None else "bm25"
         self.name = name or (f"hybrid:{model}" if vector is not None else "bm25")
@@ -197,6 +203,8 @@ def tune_fusion(
     grid: Sequence[float] = WEIGHT_GRID,
     k: int = 100,
     known_items: Sequence[tuple[str, int]] = (),
+    tag_counts: np.ndarray | None = None,
+    tag_weight: float = 0.0,
 ) -> tuple[FusionWeights, list[dict[str, float]]]:
     """Weights with the best mean NDCG@k on validation (query, relevant) pairs — or, with
     validation ``known_items`` (query, item index), the best geometric mean of that NDCG
@@ -207,17 +215,20 @@ def tune_fusion(
     lexical weight and β range over ``grid``; when the best value of either is the top of
     its grid, that grid is doubled and the search repeated (up to ``MAX_WIDENINGS``
     times), so the winner is never on an edge that could move. Ties go to the smaller
-    weights. Without a vector part, a = 1 and β is searched. Returns the weights and
-    every evaluated point (for the asset metadata).
+    weights. Without a vector part, a = 1 and β is searched. The prior is
+    ``item_prior(popularity, tag_counts, tag_weight)`` (ρ = ``tag_weight`` is chosen
+    before, by ``ensemble.tune_tag_weight``). Returns the weights and every evaluated
+    point (for the asset metadata).
     """
     if not queries:
         raise ValueError("need at least one validation query to tune the fusion weights")
     n = lexical.n_items
     prior = (
-        standardize(np.log1p(popularity.astype(np.float64)))
+        item_prior(popularity, tag_counts, tag_weight)
         if popularity is not None and use_prior
         else None
     )
+    rho = tag_weight if prior is not None and tag_counts is not None else 0.0
 
     def parts(q: str):
         m = lexical.match(q)
@@ -277,4 +288,4 @@ def tune_fusion(
         {"lexical": a, "vector": cc, "prior": b, "objective": v}
         for (a, cc, b), v in sorted(results.items())
     ]
-    return FusionWeights(best[0], best[1], best[2]), table
+    return FusionWeights(best[0], best[1], best[2], rho), table

@@ -26,7 +26,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recflow.store import atomic_path
-from recflow.text import TextConfig, Vocabulary, build_vocabulary, field_terms, tokenize
+from recflow.text import TextConfig, Vocabulary, build_vocabulary, field_terms, word_terms
 
 TITLE_COVERAGE = 0.5
 MIN_PARTIAL_WORDS = 2
@@ -119,7 +119,7 @@ class LexicalIndex:
         t_rows, t_cols, y_rows, y_cols = [], [], [], []
         for i, title in enumerate(titles):
             year = _YEAR.search(title or "")
-            for term in set(tokenize(title)):
+            for term in set(word_terms(title)):
                 j = vocab.index.get(term)
                 if j is not None:
                     t_rows.append(i)
@@ -145,7 +145,7 @@ class LexicalIndex:
         q = np.zeros(len(self.vocab))
         q[known] = 1.0
         scores = self.weights @ q
-        words = list(dict.fromkeys(tokenize(query)))
+        words = list(dict.fromkeys(word_terms(query)))
         word_ids = [self.vocab.index.get(w) for w in words]
         if words and all(j is not None for j in word_ids):
             # items whose title holds every query word: Σ title_words[:, words] == |words|

@@ -159,6 +159,24 @@ def item_titles(dataset: CanonicalDataset, item_ids: np.ndarray) -> list[str | N
     return joined.sort("_i").get_column("title").to_list()
 
 
+def text_tag_counts(
+    dataset: CanonicalDataset, item_ids: np.ndarray, tag_split: QuerySplit | None
+) -> np.ndarray | None:
+    """(n_items,) distinct tag strings of the split's ``text`` part per item of
+    ``item_ids`` (in that order): the tags the item text carries, never a validation or
+    test string. None without a queries table, a split, or any text-part tag."""
+    queries = dataset.queries()
+    if tag_split is None or queries is None:
+        return None
+    tags = tag_text(queries, tag_split)
+    if tags.height == 0:
+        return None
+    counts = tags.select("item_id", pl.col("tags").str.split("|").list.len().alias("n"))
+    pos = pl.DataFrame({"item_id": item_ids.astype(np.int64), "_i": np.arange(len(item_ids))})
+    joined = pos.join(counts, on="item_id", how="left").sort("_i")
+    return joined.get_column("n").fill_null(0).to_numpy().astype(np.int64)
+
+
 def build_lexical_index(
     dataset: CanonicalDataset, item_ids: np.ndarray, tag_split: QuerySplit | None = None
 ) -> LexicalIndex:

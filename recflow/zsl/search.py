@@ -161,7 +161,11 @@ class HybridSearcher:
             self.model.bigrams,
         )
         self.scorer = HybridScorer(
-            index.lexical, vector, self.model.popularity if has_prior else None, self.weights
+            index.lexical,
+            vector,
+            self.model.popularity if has_prior else None,
+            self.weights,
+            tag_counts=index.tag_counts if has_prior else None,
         )
 
     @classmethod

@@ -3,9 +3,11 @@
 Folder layout::
 
     fusion.json           format, model folders, weights per "<model>/<scoring>/<prior|no_prior>",
-                          their validation objective, the default model and scoring
+                          their validation objective, the default model and scoring, the
+                          tag-prior weight ρ with its validation grid
     lexical_vocab.parquet the lexical vocabulary (every term of the item text)
     lexical.npz           BM25 weights, title words and title years (plain arrays)
+    tag_counts.npy        distinct text-part tag strings per item (the prior's tag part)
 
 Weights are tuned on the validation tag queries and on known-item queries of the
 validation half of the items (``hybrid.tune_fusion``), never on the test tags or on the
@@ -22,12 +24,27 @@ from typing import Any
 import numpy as np
 
 from recflow.artifacts import Artifact
-from recflow.store import read_json, write_json
+from recflow.store import atomic_path, read_json, write_json
 from recflow.zsl.hybrid import FusionWeights, tune_fusion
 from recflow.zsl.lexical import LexicalIndex
 from recflow.zsl.scorers import SCORINGS, VectorScorer
 
-FORMAT = 1
+FORMAT = 2
+TAG_COUNTS_FILE = "tag_counts.npy"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How the search index is built.
+
+    tag_prior: mix each item's count of text-part tags into the search's prior (weight ρ
+    tuned on the validation tags). Off by default: on ml_small it lifts tag NDCG@100 by
+    ranking the films the few taggers tagged most first, whatever the query. ρ and the
+    counts are saved either way, and the tag-query evaluation shows that prior alone and
+    with TF-IDF as references.
+    """
+
+    tag_prior: bool = False
 
 
 def weight_key(model: str, scoring: str, prior: bool) -> str:
@@ -41,6 +58,13 @@ class SearchIndex:
     root: Path
     meta: dict[str, Any]
     lexical: LexicalIndex
+    tag_counts: np.ndarray | None = None
+    """(n_items,) distinct text-part tags per item (None: the data has none)."""
+
+    @property
+    def tag_weight(self) -> float:
+        """ρ tuned for the tag prior on validation (0: none), fused or not."""
+        return float(self.meta.get("tag_prior", {}).get("weight", 0.0))
 
     @property
     def models(self) -> dict[str, str]:
@@ -80,15 +104,19 @@ def tune_all(
     validation: Sequence[tuple[str, np.ndarray]],
     scorings: Sequence[str] = SCORINGS,
     known_items: Sequence[tuple[str, int]] = (),
+    tag_counts: np.ndarray | None = None,
+    tag_weight: float = 0.0,
 ) -> tuple[dict[str, FusionWeights], dict[str, float], list[dict[str, Any]]]:
     """Fusion weights for every (model, scoring, prior on/off) and the lexical-only
     ``bm25`` entry. ``models``: name → an object with ``item_vectors``, ``word_vectors``
     and ``vocab`` (a saved or trained model); ``known_items``: validation (title query,
-    item index) pairs that count beside the tag queries (``hybrid.tune_fusion``). Returns
-    weights, their validation objective and the whole search grid as rows."""
+    item index) pairs that count beside the tag queries (``hybrid.tune_fusion``);
+    ``tag_counts`` and ``tag_weight`` ρ: the prior's text-tag part (``ensemble.item_prior``),
+    shared by every configuration. Returns weights, their validation objective and the
+    whole search grid as rows."""
+    grid_rows: list[dict[str, Any]] = []
     weights: dict[str, FusionWeights] = {}
     scores: dict[str, float] = {}
-    grid_rows: list[dict[str, Any]] = []
     configs: list[tuple[str, str, VectorScorer | None]] = [("bm25", "none", None)]
     for name, m in models.items():
         for scoring in scorings:
@@ -99,7 +127,14 @@ def tune_all(
         for prior in priors:
             key = weight_key(name, scoring, prior)
             w, table = tune_fusion(
-                lexical, vs, popularity, validation, use_prior=prior, known_items=known_items
+                lexical,
+                vs,
+                popularity,
+                validation,
+                use_prior=prior,
+                known_items=known_items,
+                tag_counts=tag_counts,
+                tag_weight=tag_weight,
             )
             weights[key] = w
             scores[key] = max(r["objective"] for r in table)
@@ -114,12 +149,21 @@ def save_search_index(
     weights: Mapping[str, FusionWeights],
     validation_ndcg: Mapping[str, float],
     validation_queries: int,
+    tag_counts: np.ndarray | None = None,
+    tag_prior: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the folder; the default (model, scoring) is the best on validation with the
-    prior (ties: the order of ``model_dirs``, dot before cosine)."""
+    prior (ties: the order of ``model_dirs``, dot before cosine). ``tag_counts``: the
+    items' text-tag counts; ``tag_prior``: ρ tuned for them, whether the fused prior uses
+    it, and its validation grid (``fusion.json``'s ``tag_prior``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lexical.save(out)
+    if tag_counts is not None:
+        if len(tag_counts) != lexical.n_items:
+            raise ValueError(f"{len(tag_counts)} tag counts for {lexical.n_items} items")
+        with atomic_path(out / TAG_COUNTS_FILE) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.asarray(tag_counts, dtype=np.int64), allow_pickle=False)
     candidates = [
         (m, s) for m in model_dirs for s in SCORINGS if weight_key(m, s, True) in weights
     ] or [(m, s) for m in model_dirs for s in SCORINGS if weight_key(m, s, False) in weights]
@@ -138,6 +182,7 @@ def save_search_index(
         "validation_objective": dict(validation_ndcg),
         "validation_queries": validation_queries,
         "default": {"model": best[0], "scoring": best[1]},
+        "tag_prior": dict(tag_prior or {"weight": 0.0, "fused": False}),
     }
     write_json(meta, out / "fusion.json")
     return out
@@ -150,4 +195,6 @@ def load_search_index(folder: str | Path) -> SearchIndex:
     meta = read_json(root / "fusion.json")
     if meta.get("format") != FORMAT:
         raise ValueError(f"{root}: search index format {meta.get('format')}, expected {FORMAT}")
-    return SearchIndex(root, meta, LexicalIndex.load(root))
+    counts_path = root / TAG_COUNTS_FILE
+    tag_counts = np.load(counts_path, allow_pickle=False) if counts_path.exists() else None
+    return SearchIndex(root, meta, LexicalIndex.load(root), tag_counts)

@@ -29,7 +29,12 @@ from recflow.store import read_json, write_json
 from recflow.text import TextConfig
 from recflow.zsl.artifact import SavedModel, save_model
 from recflow.zsl.diagnostics import query_dependence
-from recflow.zsl.ensemble import PriorEnsembleScorer, tune_prior_weight
+from recflow.zsl.ensemble import (
+    PriorEnsembleScorer,
+    PriorScorer,
+    tune_prior_weight,
+    tune_tag_weight,
+)
 from recflow.zsl.evaluate import (
     constant_similarity_fn,
     context_similarity_fn,
@@ -51,6 +56,7 @@ from recflow.zsl.pipeline import (
     build_vocabulary_folder,
     item_titles,
     load_inputs,
+    text_tag_counts,
 )
 from recflow.zsl.queries import QuerySplit, check_query_split, eval_queries
 from recflow.zsl.refresh import RefreshConfig, RefreshStats, warm_start_refresh
@@ -62,10 +68,17 @@ from recflow.zsl.scorers import (
     TfidfScorer,
     VectorScorer,
 )
-from recflow.zsl.search_index import SearchIndex, load_search_index, save_search_index, tune_all
+from recflow.zsl.search_index import (
+    SearchConfig,
+    SearchIndex,
+    load_search_index,
+    save_search_index,
+    tune_all,
+)
 from recflow.zsl.searcher_evals import known_item_eval, known_item_queries, query_sensitivity
 
 TFIDF_PRIOR = "tfidf+prior"
+TFIDF_TAG_PRIOR = "tfidf+tag prior"
 BM25_PRIOR = "bm25+prior"
 MAX_PC1_SHARE = 0.9
 """A model whose first principal direction explains this share of the item-score variance
@@ -332,10 +345,34 @@ def with_tuned_prior(
     scorer: QueryScorer,
     popularity: np.ndarray,
     validation: Sequence[tuple[str, np.ndarray]],
+    tag_counts: np.ndarray | None = None,
+    tag_weight: float = 0.0,
 ) -> PriorEnsembleScorer:
-    """``scorer`` + β · prior, β tuned on ``validation`` (0 without validation queries)."""
-    beta = tune_prior_weight(scorer, popularity, validation)[0] if validation else 0.0
-    return PriorEnsembleScorer(scorer, popularity, beta)
+    """``scorer`` + β · prior, β tuned on ``validation`` (0 without validation queries);
+    the prior is popularity, or its mix with the text-tag counts at ρ = ``tag_weight``."""
+    beta = (
+        tune_prior_weight(
+            scorer, popularity, validation, tag_counts=tag_counts, tag_weight=tag_weight
+        )[0]
+        if validation
+        else 0.0
+    )
+    return PriorEnsembleScorer(scorer, popularity, beta, tag_counts, tag_weight)
+
+
+def tag_prior_scorers(
+    index: SearchIndex, ev: EvaluationInputs, validation: Sequence[tuple[str, np.ndarray]]
+) -> list[QueryScorer]:
+    """The index's tag+popularity prior alone and TF-IDF with it (β tuned on
+    ``validation``): query-blind and keyword references for the tag-query evaluation,
+    which show how far knowing which films the taggers tag goes on its own. Empty when
+    the index has no tag counts."""
+    rho = index.tag_weight if index.tag_counts is not None else 0.0
+    if not rho:
+        return []
+    pop, tags = ev.inputs.popularity, index.tag_counts
+    tfidf = TfidfScorer(ev.inputs.item_terms, ev.inputs.vocab)
+    return [PriorScorer(pop, tags, rho), with_tuned_prior(tfidf, pop, validation, tags, rho)]
 
 
 def hybrid_scorers(
@@ -344,16 +381,16 @@ def hybrid_scorers(
     """bm25+prior and hybrid:<model>+prior at each model's shipped scoring, with the
     search index's weights (tuned on validation queries only); the no-prior hybrids too
     when asked."""
-    pop = ev.inputs.popularity
+    pop, tags = ev.inputs.popularity, index.tag_counts
     out: list[QueryScorer] = [
-        HybridScorer(index.lexical, None, pop, index.weights("bm25", "none", True))
+        HybridScorer(index.lexical, None, pop, index.weights("bm25", "none", True), tag_counts=tags)
     ]
     priors = (True, False) if with_no_prior else (True,)
     for m, sm in ev.models.items():
         vs = model_scorer(m, sm)
         for prior in priors:
             w = index.weights(m, vs.scoring, prior)
-            out.append(HybridScorer(index.lexical, vs, pop if prior else None, w))
+            out.append(HybridScorer(index.lexical, vs, pop if prior else None, w, tag_counts=tags))
     return out
 
 
@@ -363,12 +400,14 @@ def searcher_scorers(
     validation: Sequence[tuple[str, np.ndarray]],
     with_no_prior: bool = False,
 ) -> list[QueryScorer]:
-    """Popularity, TF-IDF+prior, each model alone (when ``with_no_prior``) and with its
-    saved prior weight, and the hybrids: the rows of the searcher-facing evaluations."""
+    """Popularity, TF-IDF+prior, the index's tag prior alone and with TF-IDF (when it has
+    one), each model alone (when ``with_no_prior``) and with its saved prior weight, and
+    the hybrids: the rows of the searcher-facing evaluations."""
     pop = ev.inputs.popularity
     out: list[QueryScorer] = [
         PopularityScorer(pop),
         with_tuned_prior(TfidfScorer(ev.inputs.item_terms, ev.inputs.vocab), pop, validation),
+        *tag_prior_scorers(index, ev, validation),
     ]
     for m, sm in ev.models.items():
         vs = model_scorer(m, sm)
@@ -418,7 +457,8 @@ class RetrievalResult:
 def run_query_eval(ev: EvaluationInputs, index: SearchIndex, out_dir: Path) -> RetrievalResult:
     """Zero-shot retrieval on the test tag queries: popularity, random, TF-IDF and each
     model alone, the same text scorers with a prior tuned on the validation queries, and
-    the hybrid search; paired NDCG differences to popularity, TF-IDF+prior, BM25+prior."""
+    the index's tag prior alone and with TF-IDF (when it has one), and the hybrid search;
+    paired NDCG differences to popularity, TF-IDF+prior, BM25+prior and TF-IDF+tag prior."""
     test, val = ev.tag_queries("test"), ev.tag_queries("validation")
     pop = ev.inputs.popularity
     text = text_scorers(ev.inputs, ev.models)
@@ -426,9 +466,11 @@ def run_query_eval(ev: EvaluationInputs, index: SearchIndex, out_dir: Path) -> R
         *baseline_scorers(ev.inputs),
         *text,
         *(with_tuned_prior(s, pop, val) for s in text),
+        *tag_prior_scorers(index, ev, val),
         *hybrid_scorers(index, ev),
     ]
-    summary, _ = query_retrieval(scorers, test, more_references=[TFIDF_PRIOR, BM25_PRIOR])
+    refs = [TFIDF_PRIOR, BM25_PRIOR, TFIDF_TAG_PRIOR]
+    summary, _ = query_retrieval(scorers, test, more_references=refs)
     curve = recall_curve(scorers, test)
     write_table(out_dir, "recall_curve", curve)
     return RetrievalResult(_write_summary(out_dir, summary), curve, len(test), len(val))
@@ -457,23 +499,47 @@ class SearchIndexResult:
     validation_known_item_queries: int
 
 
-def run_search_index(ev: EvaluationInputs, out_dir: Path) -> SearchIndexResult:
+def run_search_index(
+    ev: EvaluationInputs,
+    out_dir: Path,
+    config: SearchConfig = SearchConfig(),  # noqa: B008 (frozen, so a shared default is safe)
+) -> SearchIndexResult:
     """Build the BM25 index over all item text and tune the fusion weights of every
     (model, scoring, prior) on the validation tag queries plus title queries of the
     validation half of the items (the known-item evaluation asks only for the test half);
-    save into ``out_dir``."""
+    save into ``out_dir``.
+
+    Each item's count of text-part tags is saved too, with the weight ρ that mixes it into
+    the prior best on the validation tags (``ensemble.tune_tag_weight``): the evaluations
+    show that prior as a reference, and ``config.tag_prior`` fuses it into the search's
+    prior as well (``SearchConfig``).
+    """
     queries = ev.dataset.queries()
     val = ev.tag_queries("validation") if queries is not None and ev.split is not None else []
     if not val:
         raise ValueError(f"{ev.dataset.root}: no validation queries to tune the search on")
     lexical = build_lexical_index(ev.dataset, ev.inputs.item_ids, ev.split)
+    pop = ev.inputs.popularity
+    tags = text_tag_counts(ev.dataset, ev.inputs.item_ids, ev.split)
+    rho, rho_grid = tune_tag_weight(pop, tags, val) if tags is not None else (0.0, {})
+    fused_rho = rho if config.tag_prior else 0.0
     known = known_item_queries(ev.dataset.items(), ev.inputs.item_ids, 100, part="validation")
     pairs = list(zip(known.get_column("query"), known.get_column("index"), strict=True))
     weights, val_objective, grid = tune_all(
-        lexical, ev.models, ev.inputs.popularity, val, known_items=pairs
+        lexical,
+        ev.models,
+        pop,
+        val,
+        known_items=pairs,
+        tag_counts=tags if fused_rho else None,
+        tag_weight=fused_rho,
     )
+    grid += [{"config": "tag_prior", "tags": r, "objective": v} for r, v in rho_grid.items()]
     model_dirs = {m: str(sm.root) for m, sm in ev.models.items()}
-    save_search_index(out_dir, lexical, model_dirs, weights, val_objective, len(val))
+    tag_meta = {"weight": rho, "fused": bool(fused_rho), "validation_ndcg@100": rho_grid}
+    save_search_index(
+        out_dir, lexical, model_dirs, weights, val_objective, len(val), tags, tag_meta
+    )
     return SearchIndexResult(load_search_index(out_dir), grid, len(val), len(pairs))
 
 

@@ -8,7 +8,13 @@ import pytest
 
 from recflow.metrics import ndcg_at_k
 from recflow.text import Vocabulary
-from recflow.zsl.ensemble import standardize
+from recflow.zsl.ensemble import (
+    PriorEnsembleScorer,
+    PriorScorer,
+    item_prior,
+    standardize,
+    tune_tag_weight,
+)
 from recflow.zsl.hybrid import (
     FusionWeights,
     HybridScorer,
@@ -211,3 +217,49 @@ def test_known_item_halves_are_disjoint_and_stable():
     v, t = set(val.get_column("item_id")), set(test.get_column("item_id"))
     assert not v & t and len(v | t) == 400 and 150 < len(v) < 250
     assert all(item_part(i) == "validation" for i in v)
+
+
+def test_tag_prior_mixes_tag_counts_into_the_prior():
+    tags = np.array([0, 0, 0, 40])
+    pop_z = standardize(np.log1p(POP.astype(float)))
+    # ρ = 0 (or no counts) is the popularity prior exactly
+    np.testing.assert_array_equal(item_prior(POP, tags, 0.0), pop_z)
+    np.testing.assert_array_equal(item_prior(POP, None, 2.0), pop_z)
+    mixed = standardize(pop_z + 2.0 * standardize(np.log1p(tags.astype(float))))
+    np.testing.assert_allclose(item_prior(POP, tags, 2.0), mixed)
+    index = LexicalIndex.build(FIELDS, TITLES)
+    vs = VectorScorer("toy", ITEMS, WORDS, VOCAB)
+    w = FusionWeights(lexical=0.0, vector=0.0, prior=1.0, tags=2.0)
+    sc = HybridScorer(index, vs, POP, w, tag_counts=tags)
+    np.testing.assert_allclose(sc.parts("mafia").prior, mixed)
+    assert top_k(sc.scores("mafia"), 1).tolist() == [3]  # the much-tagged, least popular film
+    # without the counts the same weights rank by popularity
+    assert top_k(HybridScorer(index, vs, POP, w).scores("mafia"), 1).tolist() == [2]
+    with pytest.raises(ValueError, match="tag counts"):
+        HybridScorer(index, vs, POP, w, tag_counts=tags[:2])
+
+
+def test_tag_weight_is_tuned_on_the_prior_alone():
+    pop = np.array([100, 50, 1, 1])
+    tags = np.array([0, 0, 9, 5])
+    # the relevant items are the tagged ones: any ρ > 0 that lifts them wins, the smallest first
+    rho, grid = tune_tag_weight(pop, tags, [("q", np.array([2, 3]))], grid=(0.0, 0.5, 8.0))
+    assert grid[0.0] < grid[rho] == max(grid.values())
+    assert rho == min(r for r, v in grid.items() if v == grid[rho])
+    # popular relevant items: ρ = 0
+    rho, _ = tune_tag_weight(pop, tags, [("q", np.array([0, 1]))], grid=(0.0, 0.5, 8.0))
+    assert rho == 0.0
+    sc = PriorScorer(pop, tags, 1.0)
+    np.testing.assert_allclose(sc.scores("anything"), item_prior(pop, tags, 1.0))
+    assert PriorEnsembleScorer(sc, pop, 1.0, tags, 1.0).name.endswith("+tag prior")
+
+
+def test_tuned_weights_carry_the_tag_weight():
+    index = LexicalIndex.build(FIELDS, TITLES)
+    vs = VectorScorer("toy", ITEMS, WORDS, VOCAB)
+    tags = np.array([0, 0, 0, 40])
+    queries = [("mafia", np.array([0, 1]))]
+    w, _ = tune_fusion(index, vs, POP, queries, tag_counts=tags, tag_weight=1.4)
+    assert w.tags == 1.4
+    w, _ = tune_fusion(index, vs, POP, queries, use_prior=False, tag_counts=tags, tag_weight=1.4)
+    assert w.tags == 0.0  # no prior, nothing to mix into

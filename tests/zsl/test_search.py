@@ -12,7 +12,7 @@ from recflow.zsl.artifact import load_model, save_model
 from recflow.zsl.models import ZslConfig, ZslModel
 from recflow.zsl.search import Searcher
 
-TERMS = ["dark", "comedy", "space"]
+TERMS = ["dark", "comedi", "spac"]  # "dark", "comedy", "space" as text.fold stores them
 WORDS = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
 #                    A           B            C           D
 ITEMS = np.array([[1.0, 1.0], [2.0, -0.5], [0.0, 3.0], [-1.0, -1.0]])
@@ -146,3 +146,38 @@ def test_cli_hybrid_prints_versions_weights_and_explains(tmp_path, capsys):
     assert main([*args, "zombies", "--no-prior"]) == 0
     out = capsys.readouterr().out
     assert "prior 0 (prior off)" in out and "no popularity to fall back on" in out
+
+
+def test_search_index_keeps_tag_counts_and_the_fused_tag_weight(tmp_path, capsys):
+    from recflow.zsl.hybrid import FusionWeights
+    from recflow.zsl.lexical import LexicalIndex
+    from recflow.zsl.search import HybridSearcher
+    from recflow.zsl.search_index import load_search_index, save_search_index
+
+    model_dir = write_toy(tmp_path / "m", popularity=np.array([5, 50, 1, 20]), prior_weight=1.0)
+    lexical = LexicalIndex.build([[t] for t in TITLES], TITLES)
+    weights = {
+        "zsl_te/dot/prior": FusionWeights(0.0, 0.0, 1.0, 4.0),
+        "zsl_te/dot/no_prior": FusionWeights(1.0, 1.0, 0.0),
+    }
+    tags = np.array([0, 0, 30, 0])  # Gamma: the least popular, the most tagged
+    meta = {"weight": 4.0, "fused": True}
+    save_search_index(
+        tmp_path / "i", lexical, {"zsl_te": str(model_dir)}, weights, {}, 3, tags, meta
+    )
+    index = load_search_index(tmp_path / "i")
+    np.testing.assert_array_equal(index.tag_counts, tags)
+    assert index.tag_weight == 4.0 and index.weights("zsl_te", "dot", True).tags == 4.0
+    r = HybridSearcher(index).search("zombies", top=1)  # no known word: the prior's top
+    assert r.fallback and r.hits.get_column("title").to_list() == ["Gamma"]
+    # an index without counts is popularity alone
+    save_search_index(tmp_path / "p", lexical, {"zsl_te": str(model_dir)}, weights, {}, 3)
+    plain = load_search_index(tmp_path / "p")
+    assert plain.tag_counts is None and plain.tag_weight == 0.0
+    assert HybridSearcher(plain).search("zombies", top=1).hits.get_column("title")[0] == "Beta"
+    with pytest.raises(ValueError, match="tag counts"):
+        save_search_index(
+            tmp_path / "x", lexical, {"zsl_te": str(model_dir)}, weights, {}, 3, tags[:2]
+        )
+    assert main(["search", "zombies", "--index-dir", str(tmp_path / "i"), "--top", "1"]) == 0
+    assert "tag weight 4 in the prior" in capsys.readouterr().out

@@ -21,7 +21,7 @@ from recflow.zsl.models import METHODS, ZslConfig
 from recflow.zsl.pipeline import VocabularyArtifact
 from recflow.zsl.queries import QuerySplit, TagSplitConfig
 from recflow.zsl.refresh import RefreshConfig
-from recflow.zsl.search_index import SearchIndexArtifact
+from recflow.zsl.search_index import SearchConfig, SearchIndexArtifact
 from recflow.zsl.stages import (
     MODEL_CHECKS,
     ModelSettings,
@@ -35,6 +35,7 @@ from recflow.zsl.stages import (
     run_search_index,
     run_synonyms,
     run_vocabulary,
+    tag_prior_scorers,
     text_scorers,
     with_tuned_prior,
 )
@@ -235,3 +236,25 @@ def test_refresh_keeps_the_previous_scoring_and_prior(world, trained, tmp_path):
     assert len(model.loss_history) == 2  # initial loss + one solve
     assert saved.meta["scoring"] == "cosine"
     assert saved.meta["prior_weights"] == previous.meta["prior_weights"]
+
+
+def test_text_tag_counts_count_the_text_part_only(world):
+    from recflow.zsl.pipeline import text_tag_counts
+
+    _, tables, ds, _, _, _ = world
+    ids = tables.items.get_column("item_id").to_numpy()[::-1].copy()  # any order of items
+    assert text_tag_counts(ds, ids, QuerySplit(0.0, 0.25, 0)) is None  # no text part
+    assert text_tag_counts(ds, ids, None) is None
+    counts = text_tag_counts(ds, ids, QuerySplit(1.0, 0.0, 0))  # every string is text
+    q = tables.queries.with_columns(pl.col("query").str.to_lowercase().str.strip_chars())
+    by_hand = dict(q.group_by("item_id").agg(pl.col("query").n_unique()).iter_rows())
+    assert counts.tolist() == [by_hand.get(int(i), 0) for i in ids]
+    assert counts.sum() > 0
+
+
+def test_search_index_saves_no_tag_prior_without_text_tags(evaluation, tmp_path):
+    (tmp_path / "index").mkdir()
+    idx = run_search_index(evaluation, tmp_path / "index", SearchConfig(tag_prior=True))
+    assert idx.index.tag_counts is None and idx.index.tag_weight == 0.0
+    assert all(w["tags"] == 0.0 for w in idx.index.meta["weights"].values())
+    assert tag_prior_scorers(idx.index, evaluation, evaluation.tag_queries("validation")) == []
