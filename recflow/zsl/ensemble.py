@@ -74,13 +74,13 @@ def tune_tag_weight(
 
 
 class PriorScorer:
-    """Every query gets the prior's ranking (``item_prior``): the floor of a search whose
-    prior is not popularity alone."""
+    """Every query gets the prior's ranking (``item_prior``): the query-blind floor of a
+    search whose prior is not popularity alone (named as a popularity baseline)."""
 
     def __init__(
         self, popularity: np.ndarray, tag_counts: np.ndarray | None, tag_weight: float
     ) -> None:
-        self.name = "tag+popularity prior"
+        self.name = "popularity+tag prior"
         self.values = item_prior(popularity, tag_counts, tag_weight)
 
     def scores(self, query: str) -> np.ndarray | None:

@@ -400,14 +400,12 @@ def searcher_scorers(
     validation: Sequence[tuple[str, np.ndarray]],
     with_no_prior: bool = False,
 ) -> list[QueryScorer]:
-    """Popularity, TF-IDF+prior, the index's tag prior alone and with TF-IDF (when it has
-    one), each model alone (when ``with_no_prior``) and with its saved prior weight, and
-    the hybrids: the rows of the searcher-facing evaluations."""
+    """Popularity, TF-IDF+prior, each model alone (when ``with_no_prior``) and with its
+    saved prior weight, and the hybrids: the rows of the searcher-facing evaluations."""
     pop = ev.inputs.popularity
     out: list[QueryScorer] = [
         PopularityScorer(pop),
         with_tuned_prior(TfidfScorer(ev.inputs.item_terms, ev.inputs.vocab), pop, validation),
-        *tag_prior_scorers(index, ev, validation),
     ]
     for m, sm in ev.models.items():
         vs = model_scorer(m, sm)
