@@ -168,7 +168,9 @@ class Trainer:
         else:
             self.encoder = inputs.bag_of_words()
             self.v_solver = solver([Block(inputs.cooc, cw, c.omega0)], r, c.lam, **kw)
-            self.w_step = TextEncoderSolver(inputs.cooc, self.encoder, r, cw, c.omega0, c.lam)
+            self.w_step = TextEncoderSolver(
+                inputs.cooc, self.encoder, r, cw, c.omega0, c.lam, self.dtype
+            )
         self.n, self.n_terms = n, n_terms
 
     def initial_state(self) -> _State:

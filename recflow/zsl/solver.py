@@ -31,10 +31,13 @@ correction Σ_j α c_j (1−ω0) u_j (u_j·x_i), one sampled product (the (nnz,)
 and one sparse × dense product per block; the preconditioner is A's diagonal in G_ω's
 eigenbasis. Each CG step lowers the row's quadratic, so the ALS loss still falls
 monotonically; at convergence it equals the exact solve (``tests/zsl/test_solver.py``).
+On CPU the same steps run per row in one compiled loop (``kernels.row_cg``: one pass over
+the row's pairs per step, int32 columns); the torch formulation above is what CUDA runs,
+and the two are tested equal (``tests/zsl/test_kernels.py``).
 
 ``TextEncoderSolver`` solves ZSL_TE's word step, where the columns are u_j = Σ_t b_jt w_t,
 by preconditioned conjugate gradient on the same loss (its Hessian applied through the
-Gramian trick too).
+Gramian trick too; on CPU its pair products are ``kernels.sandwich``, fused).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recflow.zsl import kernels
 from recflow.zsl.linalg import batched_spd_solve, symmetric_eigh
 from recflow.zsl.sparse import CsrMatrix
 
@@ -150,7 +154,10 @@ class RowSolver:
         dtype: torch.dtype = torch.float32,
         memory_elems: int = 1 << 24,
         cg_steps: int = 0,
+        compiled: bool | None = None,
     ) -> None:
+        """``compiled``: CG rows by the compiled CPU kernel (None: on CPU); False keeps the
+        torch formulation, which CUDA runs and the tests compare on CPU."""
         if lam <= 0:
             raise ValueError(f"lam must be > 0 for a unique solution, got {lam}")
         if cg_steps < 0:
@@ -167,6 +174,9 @@ class RowSolver:
         self.dtype = dtype
         self.memory_elems = memory_elems
         self.cg_steps = cg_steps
+        self.compiled = device.type == "cpu" if compiled is None else compiled
+        if self.compiled and device.type != "cpu":
+            raise ValueError(f"the compiled kernels run on CPU, not {device}")
         self.row_weight = row_weight.astype(np.float64)
         self._offsets = np.cumsum([0] + [b.targets.shape[1] for b in blocks])
         self._per_row = any(b.row_weight is not None for b in blocks)
@@ -180,12 +190,20 @@ class RowSolver:
         else:
             self._prepare_exact()
 
-    def _block_values(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Block k's (diag, rhs_w) on its observed pairs, in its CSR order."""
+    def _block_values(self, k: int, dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
+        """Block k's (diag, rhs_w) on its observed pairs, in its CSR order, as ``dtype``.
+
+        Built in place in ``dtype``: at a million items each (nnz,) temporary is ~0.3 GB.
+        """
         b = self.blocks[k]
         t = b.targets
-        c = b.col_weight[t.indices] * self._scales[t.entry_rows(), k]
-        return b.task_weight * c * (1.0 - b.omega0), b.task_weight * c * t.data
+        c = b.col_weight.astype(dtype)[t.indices]  # α c_j s_bi, then the two weights
+        if b.row_weight is not None:
+            c *= np.repeat(b.row_weight.astype(dtype), t.row_nnz)
+        c *= dtype(b.task_weight)
+        rhs_w = np.multiply(c, t.data, out=np.empty_like(c), casting="same_kind")
+        c *= dtype(1.0 - b.omega0)
+        return c, rhs_w
 
     def _prepare_exact(self) -> None:
         """Every row's observed pairs over all blocks, concatenated in row order."""
@@ -206,7 +224,16 @@ class RowSolver:
         self._counts = counts
 
     def _prepare_cg(self) -> None:
-        """Each block's pattern with its values on the device; rows' shifts λ / r_i."""
+        """Each block's pattern with its values on the device; rows' shifts λ / r_i.
+
+        On CPU: every row's pairs over all blocks, merged in row order with int32 columns
+        into the concatenated factors, for the compiled per-row kernel (``kernels.py``).
+        """
+        active = self.row_weight > 0
+        shift = np.where(active, self.lam / np.where(active, self.row_weight, 1.0), 0.0)
+        if self.compiled:
+            self._prepare_cg_cpu(active, shift)
+            return
         to = {"device": self.device, "dtype": self.dtype}
         self._cg_blocks = []
         for k, b in enumerate(self.blocks):
@@ -215,11 +242,39 @@ class RowSolver:
             self._cg_blocks.append(
                 _CgBlock(pattern, torch.from_numpy(d).to(**to), torch.from_numpy(r).to(**to))
             )
-        active = self.row_weight > 0
         self._active = torch.from_numpy(active).to(**to)[:, None]  # (n, 1)
-        shift = np.where(active, self.lam / np.where(active, self.row_weight, 1.0), 0.0)
         self._shift = torch.from_numpy(shift).to(**to)[:, None]  # (n, 1) λ / r_i
         self._scale_t = torch.from_numpy(self._scales).to(**to) if self._per_row else None
+
+    def _prepare_cg_cpu(self, active: np.ndarray, shift: np.ndarray) -> None:
+        """The merged row-ordered arrays ``kernels.row_cg`` reads (no per-pair index copies)."""
+        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
+        counts = sum(b.targets.row_nnz for b in self.blocks)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        n_cols = int(self._offsets[-1])
+        if len(self.blocks) == 1:  # already in row order: no merge
+            t = self.blocks[0].targets
+            indices = kernels.compact_indices(t.indices, n_cols)
+            diag, rhs_w = self._block_values(0, np_dtype)
+        else:
+            nnz = int(indptr[-1])
+            indices = np.empty(nnz, np.int32 if n_cols < 2**31 else np.int64)
+            diag, rhs_w = np.empty(nnz, np_dtype), np.empty(nnz, np_dtype)
+            filled = np.zeros(self.n_rows, np.int64)  # pairs already placed per row
+            for k, b in enumerate(self.blocks):
+                t = b.targets
+                rows = t.entry_rows()
+                dest = indptr[rows] + filled[rows] + (np.arange(t.nnz) - t.indptr[rows])
+                del rows
+                indices[dest] = t.indices + self._offsets[k]
+                diag[dest], rhs_w[dest] = self._block_values(k, np_dtype)
+                filled += t.row_nnz
+                del dest
+        self._cpu = (indptr, indices, diag, rhs_w)
+        kernels.warm_up(np_dtype)
+        self._cpu_active = active
+        self._cpu_shift = shift.astype(np_dtype)
+        self._cpu_scale = np.ascontiguousarray(self._scales, dtype=np_dtype)
 
     def _chunks(self, dim: int) -> list[_Chunk]:
         """Rows sorted by observed count and cut into batches that fit the memory bound."""
@@ -291,6 +346,8 @@ class RowSolver:
         evals, q = evals.to(self.dtype), q.to(self.dtype)
         if self._per_row:  # each row's Gramian Σ_b s_bi G_b, in the same eigenbasis
             grams = q.T @ grams @ q
+        if self.cg_steps and self.compiled:
+            return self._solve_cg_cpu(col_factors, evals, grams, q, x0)
         if self.cg_steps:
             return self._solve_cg([u @ q for u in col_factors], evals, grams, q, x0)
         return self._solve_exact(col_factors, evals, grams, q)
@@ -354,6 +411,43 @@ class RowSolver:
             rz = rz_new
         return x @ q.T
 
+    def _solve_cg_cpu(
+        self,
+        col_factors: Sequence[torch.Tensor],
+        evals: torch.Tensor,
+        grams: torch.Tensor,
+        q: torch.Tensor,
+        x0: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``_solve_cg``'s steps, each row's whole solve in one compiled loop (``kernels.row_cg``)."""
+        indptr, indices, diag, rhs_w = self._cpu
+        u_rot = torch.cat([u.to(self.dtype) for u in col_factors]) @ q  # (n_cols_total, d)
+        d = q.shape[0]
+        x = torch.zeros(self.n_rows, d, dtype=self.dtype) if x0 is None else x0.to(self.dtype) @ q
+        x_np = np.ascontiguousarray(x.numpy())
+        np_dtype = x_np.dtype
+        if self._per_row:
+            grams_np = np.ascontiguousarray(grams.numpy(), dtype=np_dtype)
+        else:
+            grams_np = np.zeros((1, 1, 1), np_dtype)
+        kernels.set_threads()
+        kernels.row_cg(
+            indptr,
+            indices,
+            diag,
+            rhs_w,
+            np.ascontiguousarray(u_rot.numpy()),
+            np.ascontiguousarray(evals.numpy(), dtype=np_dtype),
+            grams_np,
+            self._cpu_scale,
+            self._per_row,
+            self._cpu_shift,
+            self._cpu_active,
+            x_np,
+            self.cg_steps,
+        )
+        return torch.from_numpy(x_np) @ q.T
+
     def _solve_exact(
         self,
         col_factors: Sequence[torch.Tensor],
@@ -409,7 +503,11 @@ def block_loss(
     gv = v.T @ (v * r[:, None])  # Vᵀ diag(r) V
     gu = u.T @ (u * c[:, None])  # Uᵀ diag(c) U
     everywhere = omega0 * float((gv * gu).sum())  # ω0 Σ_ij r_i c_j p_ij² = ω0 tr(G_v G_u)
-    p = SparsePattern(targets, v.device).dots(v, u).double().cpu().numpy()
+    if v.device.type == "cpu":
+        kernels.set_threads()
+        p = kernels.dots(targets.indptr, targets.indices, v.numpy(), u.numpy()).astype(np.float64)
+    else:
+        p = SparsePattern(targets, v.device).dots(v, u).double().cpu().numpy()
     w = row_weight[targets.entry_rows()] * col_weight[targets.indices]
     observed = float((w * ((targets.data - p) ** 2 - omega0 * p**2)).sum())
     return everywhere + observed
@@ -474,22 +572,34 @@ class TextEncoderSolver:
         col_weight: np.ndarray,
         omega0: float,
         lam: float,
+        dtype: torch.dtype = torch.float64,
+        compiled: bool | None = None,
     ) -> None:
+        """``dtype``: precision of the per-pair weights kept (float32 halves them);
+        ``compiled``: as ``RowSolver``'s (None: the compiled kernels on CPU)."""
         if targets.shape[0] != targets.shape[1] or encoder.shape[0] != targets.shape[1]:
             raise ValueError(f"shapes do not fit: M {targets.shape}, B {encoder.shape}")
         self.encoder = encoder
         self.encoder_t, _ = encoder.transpose_with_order()
         self.encoder_sq_t = self.encoder_t.with_values(self.encoder_t.data**2)  # (B∘B)ᵀ
-        m_t = transpose(targets)  # Mᵀ: row j holds the i with (i, j) ∈ S
-        pair_w_t = row_weight[m_t.indices] * col_weight[m_t.entry_rows()]  # r_i c_j
-        self._z_w = pair_w_t * (1.0 - omega0)  # Z's weights on Mᵀ's entries
-        self._y_w = pair_w_t * m_t.data  # Y_w on Mᵀ's entries
-        del pair_w_t
-        self.targets_t = m_t.with_values(self._y_w)  # the structure, Y_wᵀ as values
+        np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        # Mᵀ: row j holds the i with (i, j) ∈ S; int32 columns, weights built in np_dtype
+        indptr, indices, data = _transpose_arrays(targets)
+        rows_t = np.repeat(np.arange(targets.shape[1], dtype=np.int64), np.diff(indptr))
+        pair_w = col_weight.astype(np_dtype)[rows_t]  # r_i c_j on Mᵀ's entries
+        del rows_t
+        pair_w *= row_weight.astype(np_dtype)[indices]
+        self._y_w = np.multiply(pair_w, data, out=np.empty_like(pair_w), casting="same_kind")
+        del data
+        pair_w *= np_dtype(1.0 - omega0)
+        self._z_w = pair_w  # Z's weights r_i c_j (1 − ω0)
+        self._t = (indptr, indices)
+        kernels.warm_up(np_dtype)
         self.row_weight = row_weight
         self.col_weight = col_weight
         self.omega0 = omega0
         self.lam = lam
+        self.compiled = compiled
         self._on_device: tuple[SparsePattern, torch.Tensor, torch.Tensor] | None = None
 
     def _device_arrays(
@@ -501,41 +611,80 @@ class TextEncoderSolver:
             self._on_device = None  # free the old copy first
             z_w = torch.from_numpy(self._z_w).to(device, dtype)
             y_w = torch.from_numpy(self._y_w).to(device, dtype)
-            self._on_device = (SparsePattern(self.targets_t, device), z_w, y_w)
+            indptr, indices = self._t
+            n = len(indptr) - 1
+            pattern = CsrMatrix(indptr, indices.astype(np.int64), np.empty(0), (n, n))
+            self._on_device = (SparsePattern(pattern, device), z_w, y_w)
         return self._on_device
+
+    def _products(
+        self, v_rot: torch.Tensor, c_evals: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor]:
+        """(u ↦ ω0 diag(c) u Λ + Z_uᵀ Ṽ, Z₁ᵀ (Ṽ∘Ṽ), Y_wᵀ Ṽ) on v_rot's device: compiled
+        kernels on CPU. ``c_evals``: (c, Λ)."""
+        c, evals = c_evals
+        if v_rot.device.type == "cpu" if self.compiled is None else self.compiled:
+            indptr, indices = self._t
+            np_dtype = v_rot.numpy().dtype
+            z_w = self._z_w.astype(np_dtype, copy=False)
+            y_w = self._y_w.astype(np_dtype, copy=False)
+            v_np = np.ascontiguousarray(v_rot.numpy())
+            row_scale = (self.omega0 * c).numpy()
+            kernels.set_threads()
+
+            def part(u: torch.Tensor) -> torch.Tensor:
+                u_np = np.ascontiguousarray(u.numpy())
+                return torch.from_numpy(
+                    kernels.sandwich(indptr, indices, z_w, u_np, v_np, row_scale, evals.numpy())
+                )
+
+            z_vv = torch.from_numpy(kernels.spmm(indptr, indices, z_w, v_np * v_np))
+            return part, z_vv, torch.from_numpy(kernels.spmm(indptr, indices, y_w, v_np))
+        pat, z_w, y_w = self._device_arrays(v_rot.device, v_rot.dtype)
+
+        def part_dev(u: torch.Tensor) -> torch.Tensor:
+            diag = self.omega0 * (u * c[:, None]) * evals
+            return diag + pat.matmul(z_w * pat.dots(u, v_rot), v_rot)
+
+        return part_dev, pat.matmul(z_w, v_rot * v_rot), pat.matmul(y_w, v_rot)
 
     def solve(
         self, v: torch.Tensor, w0: torch.Tensor, max_iter: int = 50, tol: float = 1e-4
     ) -> tuple[torch.Tensor, int, float]:
         """W minimizing the loss for fixed V (n, d), warm-started at w0 (n_terms, d)."""
         dev, dt = v.device, v.dtype
-        pat, z_w, y_w = self._device_arrays(dev, dt)
-        r = torch.from_numpy(self.row_weight).to(dev, dt)
         c = torch.from_numpy(self.col_weight).to(dev, dt)
+        r = torch.from_numpy(self.row_weight).to(dev, dt)
         evals, q = symmetric_eigh(v.T @ (v * r[:, None]))  # G_r = Vᵀ diag(r) V = Q Λ Qᵀ
         evals, q = evals.to(dt), q.to(dt)
         v_rot = v @ q
+        part, z_vv, y_v = self._products(v_rot, (c, evals))
 
         def apply_h(delta: torch.Tensor) -> torch.Tensor:
             u = self.encoder.matmul(delta)  # (n, d) BΔ̃
-            zt_v = pat.matmul(z_w * pat.dots(u, v_rot), v_rot)  # Z_Δᵀ Ṽ
-            out = self.encoder_t.matmul(self.omega0 * (u * c[:, None]) * evals + zt_v)
-            return out + self.lam * delta
+            return self.encoder_t.matmul(part(u)) + self.lam * delta
 
-        m = self.encoder_sq_t.matmul(
-            self.omega0 * c[:, None] * evals[None, :] + pat.matmul(z_w, v_rot * v_rot)
-        )
+        m = self.encoder_sq_t.matmul(self.omega0 * c[:, None] * evals[None, :] + z_vv)
         m_inv = 1.0 / (m + self.lam)
-        rhs = self.encoder_t.matmul(pat.matmul(y_w, v_rot))  # Bᵀ Y_wᵀ Ṽ
+        rhs = self.encoder_t.matmul(y_v)  # Bᵀ Y_wᵀ Ṽ
         w, steps, resid = conjugate_gradient(
             apply_h, rhs, w0.to(dt) @ q, max_iter, tol, lambda x: x * m_inv
         )
         return w @ q.T, steps, resid
 
 
-def transpose(m: CsrMatrix) -> CsrMatrix:
-    """Mᵀ in CSR form (a counting sort through scipy: O(nnz), no argsort)."""
+def _transpose_arrays(m: CsrMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mᵀ's (indptr int64, indices int32 when they fit, data), by scipy's counting sort."""
     t = m.to_scipy().T.tocsr()
     t.sort_indices()
-    idx = np.asarray(t.indices, dtype=np.int64)
-    return CsrMatrix(np.asarray(t.indptr, dtype=np.int64), idx, t.data, (m.shape[1], m.shape[0]))
+    return (
+        np.asarray(t.indptr, dtype=np.int64),
+        kernels.compact_indices(np.asarray(t.indices), m.shape[0]),
+        t.data,
+    )
+
+
+def transpose(m: CsrMatrix) -> CsrMatrix:
+    """Mᵀ in CSR form (a counting sort through scipy: O(nnz), no argsort)."""
+    indptr, indices, data = _transpose_arrays(m)
+    return CsrMatrix(indptr, indices.astype(np.int64), data, (m.shape[1], m.shape[0]))
