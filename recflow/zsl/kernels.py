@@ -229,20 +229,21 @@ _warmed: set[str] = set()
 
 
 def warm_up(dtype: np.dtype | type) -> None:
-    """Compile (or load from the on-disk cache) every kernel for ``dtype`` values, once per
-    process: ~1 s that a solver's setup pays instead of its first step."""
+    """Compile (or load from the on-disk cache) the kernels the solvers call for ``dtype``
+    values, once per process: a solver's setup pays this (~1 s cached, ~15 s the first
+    time on a machine) instead of its first step."""
     key = np.dtype(dtype).name
     if key in _warmed:
         return
-    vals = np.ones(1, dtype)
-    mat = np.ones((1, 1), dtype)
-    ptr = np.array([0, 1], np.int64)
-    for idx in (np.zeros(1, np.int32), np.zeros(1, np.int64)):
-        row_cg(ptr, idx, vals, vals, mat, vals, np.ones((1, 1, 1), dtype), mat, False,
-               vals, np.ones(1, np.bool_), mat.copy(), 1)  # fmt: skip
-        sandwich(ptr, idx, vals, mat, mat, vals, vals)
-        spmm(ptr, idx, vals, mat)
-        dots(ptr, idx, mat, mat)
+    vals, mat = np.ones(1, dtype), np.ones((1, 1), dtype)
+    ptr, i32, i64 = np.array([0, 1], np.int64), np.zeros(1, np.int32), np.zeros(1, np.int64)
+    # the solvers' own structures have int32 columns; CsrMatrix's (encoder, loss) int64
+    row_cg(ptr, i32, vals, vals, mat, vals, np.ones((1, 1, 1), dtype), mat, False,
+           vals, np.ones(1, np.bool_), mat.copy(), 1)  # fmt: skip
+    sandwich(ptr, i32, vals, mat, mat, vals, vals)
+    spmm(ptr, i32, vals, mat)
+    spmm(ptr, i64, vals, mat)
+    dots(ptr, i64, mat, mat)
     _warmed.add(key)
 
 
