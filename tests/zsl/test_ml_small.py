@@ -92,3 +92,32 @@ def test_hybrid_finds_films_by_title_and_answers_the_query(ml_small, ml_small_hy
     a = set(_titles(inputs, ds, hybrid.scores("animation"), 10))
     b = set(_titles(inputs, ds, hybrid.scores("mafia"), 10))
     assert len(a & b) <= 2, a & b
+
+
+def test_folded_forms_of_a_word_meet_the_item_text(ml_small):
+    # forms a searcher types that the item text (genres, text-part tags) holds only in
+    # another form ("comedy", "inspiring", "depression", "intelligence"): before text.fold
+    # none of these was in the model vocabulary
+    from recflow.text import encode_query
+
+    _, inputs = ml_small
+    for query in ("comedies", "inspirational", "depressing", "intelligent"):
+        enc = encode_query(query, inputs.vocab)
+        assert enc.has_known and not enc.unknown, (query, enc)
+
+
+def test_tag_prior_counts_only_text_part_tags(ml_small):
+    from recflow.zsl.pipeline import text_tag_counts
+    from recflow.zsl.queries import assign_parts
+    from tests.zsl.conftest import ML_SMALL_SPLIT
+
+    ds, inputs = ml_small
+    counts = text_tag_counts(ds, inputs.item_ids, ML_SMALL_SPLIT)
+    parts = assign_parts(ds.queries(), ML_SMALL_SPLIT)
+    import polars as pl
+
+    text = parts.filter(
+        (pl.col("part") == "text") & pl.col("item_id").is_in(inputs.item_ids.tolist())
+    )
+    assert counts.sum() == text.select("item_id", "query_norm").unique().height
+    assert (counts > 0).sum() < len(counts)  # a few taggers: most films carry no tag
