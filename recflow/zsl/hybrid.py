@@ -139,17 +139,12 @@ class HybridScorer:
         return title_first(p.fused, p.match)
 
 
-def batch_ndcg(totals: np.ndarray, match: LexicalMatch, relevant: np.ndarray, k: int) -> np.ndarray:
-    """NDCG@k of each row of ``totals`` (G, n) ranked as ``title_first`` ranks it: title
+def batch_ranked(totals: np.ndarray, match: LexicalMatch, k: int) -> list[np.ndarray]:
+    """The top ``k`` of each row of ``totals`` (G, n) as ``title_first`` ranks it: title
     hits first (fuller coverage, then higher score), then the rest by score (ties within a
     row are broken by index, as ``top_k`` does; tuning does not rely on them)."""
     g, n = totals.shape
     hits = np.flatnonzero(match.title_hit)
-    rel = np.zeros(n, dtype=bool)
-    rel[relevant] = True
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = discounts[: min(k, len(relevant))].sum()
-    out = np.zeros(g)
     rest_k = min(k - min(len(hits), k), n - len(hits))
     rest = totals
     if len(hits):
@@ -162,15 +157,40 @@ def batch_ndcg(totals: np.ndarray, match: LexicalMatch, relevant: np.ndarray, k:
         top_rest = np.take_along_axis(part, order, axis=1)
     else:
         top_rest = np.empty((g, 0), dtype=np.int64)
+    out = []
     for row in range(g):
         if len(hits):
             # coverage first, then score, then index: the order title_first gives
             order = np.lexsort((hits, -totals[row, hits], -match.title_coverage[hits]))
-            ranked = np.concatenate([hits[order][:k], top_rest[row]])
+            out.append(np.concatenate([hits[order][:k], top_rest[row]]))
         else:
-            ranked = top_rest[row]
-        out[row] = (rel[ranked] * discounts[: len(ranked)]).sum() / ideal
+            out.append(top_rest[row])
     return out
+
+
+def batch_ndcg(totals: np.ndarray, match: LexicalMatch, relevant: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k of each row of ``totals`` (G, n) ranked as ``title_first`` ranks it."""
+    return _ndcg(batch_ranked(totals, match, k), totals.shape[1], relevant, k)
+
+
+def batch_overlap(totals: np.ndarray, match: LexicalMatch, popular: np.ndarray) -> np.ndarray:
+    """Share of each row's top ``len(popular)`` (ranked as ``title_first`` ranks it) that
+    is in ``popular``, the popularity top list: how little the answer depends on the query."""
+    return _overlap(batch_ranked(totals, match, len(popular)), totals.shape[1], popular)
+
+
+def _ndcg(ranked: list[np.ndarray], n: int, relevant: np.ndarray, k: int) -> np.ndarray:
+    rel = np.zeros(n, dtype=bool)
+    rel[relevant] = True
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = discounts[: min(k, len(relevant))].sum()
+    return np.array([(rel[r[:k]] * discounts[: len(r[:k])]).sum() / ideal for r in ranked])
+
+
+def _overlap(ranked: list[np.ndarray], n: int, popular: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[popular] = True
+    return np.array([mask[r[: len(popular)]].sum() / len(popular) for r in ranked])
 
 
 def batch_rr(totals: np.ndarray, match: LexicalMatch, target: int) -> np.ndarray:
@@ -205,6 +225,7 @@ def tune_fusion(
     known_items: Sequence[tuple[str, int]] = (),
     tag_counts: np.ndarray | None = None,
     tag_weight: float = 0.0,
+    max_overlap: float | None = None,
 ) -> tuple[FusionWeights, list[dict[str, float]]]:
     """Weights with the best mean NDCG@k on validation (query, relevant) pairs — or, with
     validation ``known_items`` (query, item index), the best geometric mean of that NDCG
@@ -217,8 +238,15 @@ def tune_fusion(
     times), so the winner is never on an edge that could move. Ties go to the smaller
     weights. Without a vector part, a = 1 and β is searched. The prior is
     ``item_prior(popularity, tag_counts, tag_weight)`` (ρ = ``tag_weight`` is chosen
-    before, by ``ensemble.tune_tag_weight``). Returns the weights and every evaluated
-    point (for the asset metadata).
+    before, by ``ensemble.tune_tag_weight``).
+
+    ``max_overlap``: a requirement on the answers, not a target to trade: only points
+    whose validation queries (those with a known word) share on average at most this
+    share of their top 10 with the popularity top 10 compete (tag queries are mostly about
+    popular films, so the objective alone rewards a prior that answers every query with
+    the same list). When no point qualifies, the one with the least overlap is taken.
+    Returns the weights and every evaluated point with its objective, overlap and
+    whether it was chosen (for the asset metadata).
     """
     if not queries:
         raise ValueError("need at least one validation query to tune the fusion weights")
@@ -240,9 +268,12 @@ def tune_fusion(
     cached = [(*parts(q), rel) for q, rel in queries]
     cached_items = [(*parts(q), int(target)) for q, target in known_items]
 
-    def evaluate(points: list[tuple[float, float, float]]) -> np.ndarray:
-        """Mean NDCG@k (+ mean known-item RR) of each (a, c, β), all points of one query
-        at once."""
+    popular = top_k(popularity, 10) if popularity is not None else None
+
+    def evaluate(points: list[tuple[float, float, float]]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean NDCG@k (+ mean known-item RR) of each (a, c, β), and its mean top-10
+        overlap with popularity over the queries with a known word; all points of one
+        query at once."""
         a = np.array([p[0] for p in points])[:, None]
         cc = np.array([p[1] for p in points])[:, None]
         b = np.array([p[2] for p in points])[:, None]
@@ -251,9 +282,14 @@ def tune_fusion(
             return a * zl + cc * zv + (b * prior if prior is not None else 0.0)
 
         sums = np.zeros(len(points))
+        overlap, n_known = np.zeros(len(points)), 0
         for m, zl, zv, known, rel in cached:
             if known:
-                sums += batch_ndcg(fused(zl, zv), m, rel, k)
+                ranked = batch_ranked(fused(zl, zv), m, max(k, 10))
+                sums += _ndcg(ranked, n, rel, k)
+                if popular is not None:
+                    overlap += _overlap(ranked, n, popular)
+                    n_known += 1
             elif prior is not None:
                 sums += ndcg_at_k(top_k(prior, k), rel, k)
         out = sums / len(cached)
@@ -266,16 +302,27 @@ def tune_fusion(
                     rr += batch_rr(prior[None, :], m, target)
             # geometric mean: each task counts by its relative change, whatever its scale
             out = np.sqrt(out * rr / len(cached_items))
-        return out
+        return out, overlap / max(n_known, 1)
 
     results: dict[tuple[float, float, float], float] = {}
+    overlaps: dict[tuple[float, float, float], float] = {}
+
+    def choose() -> tuple[float, float, float]:
+        ok = [p for p in results if max_overlap is None or overlaps[p] <= max_overlap + 1e-12]
+        if not ok:  # nothing meets the requirement: the least popularity-bound answer
+            return min(results, key=lambda p: (overlaps[p], -results[p], p[0] + p[2], p))
+        return min(ok, key=lambda p: (-results[p], p[0] + p[2], p))
+
     lex_grid = list(grid) if vector is not None else [1.0]
     prior_grid = list(grid) if prior is not None else [0.0]
     c = 1.0 if vector is not None else 0.0
     for _ in range(MAX_WIDENINGS + 1):
         todo = [(a, c, b) for a in lex_grid for b in prior_grid if (a, c, b) not in results]
-        results |= dict(zip(todo, evaluate(todo).tolist(), strict=True)) if todo else {}
-        best = min(results, key=lambda p: (-results[p], p[0] + p[2], p))
+        if todo:
+            obj, ovl = evaluate(todo)
+            results |= dict(zip(todo, obj.tolist(), strict=True))
+            overlaps |= dict(zip(todo, ovl.tolist(), strict=True))
+        best = choose()
         widened = False
         if vector is not None and best[0] == lex_grid[-1] and lex_grid[-1] > 0:
             lex_grid, widened = _widen(lex_grid), True
@@ -286,6 +333,7 @@ def tune_fusion(
     # objective: mean NDCG@k, or its geometric mean with the known-item MRR
     table = [
         {"lexical": a, "vector": cc, "prior": b, "objective": v}
+        | {"popularity_overlap@10": overlaps[(a, cc, b)], "chosen": (a, cc, b) == best}
         for (a, cc, b), v in sorted(results.items())
     ]
     return FusionWeights(best[0], best[1], best[2], rho), table

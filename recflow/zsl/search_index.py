@@ -42,9 +42,16 @@ class SearchConfig:
     ranking the films the few taggers tagged most first, whatever the query. ρ and the
     counts are saved either way, and the tag-query evaluation shows that prior alone and
     with TF-IDF as references.
+
+    max_popularity_overlap: fusion weights compete only if, on the validation queries with
+    a known word, the answers share on average at most this much of their top 10 with the
+    popularity top 10 (``hybrid.tune_fusion``; None: no requirement). The tag queries the
+    weights are tuned on are mostly about popular films, so without it tuning raises the
+    prior until most queries get the popular list.
     """
 
     tag_prior: bool = False
+    max_popularity_overlap: float | None = 0.3
 
 
 def weight_key(model: str, scoring: str, prior: bool) -> str:
@@ -106,14 +113,16 @@ def tune_all(
     known_items: Sequence[tuple[str, int]] = (),
     tag_counts: np.ndarray | None = None,
     tag_weight: float = 0.0,
+    max_overlap: float | None = None,
 ) -> tuple[dict[str, FusionWeights], dict[str, float], list[dict[str, Any]]]:
     """Fusion weights for every (model, scoring, prior on/off) and the lexical-only
     ``bm25`` entry. ``models``: name → an object with ``item_vectors``, ``word_vectors``
     and ``vocab`` (a saved or trained model); ``known_items``: validation (title query,
     item index) pairs that count beside the tag queries (``hybrid.tune_fusion``);
     ``tag_counts`` and ``tag_weight`` ρ: the prior's text-tag part (``ensemble.item_prior``),
-    shared by every configuration. Returns weights, their validation objective and the
-    whole search grid as rows."""
+    shared by every configuration; ``max_overlap``: ``tune_fusion``'s requirement on the
+    answers. Returns weights, the validation objective at them and the whole search grid
+    as rows."""
     grid_rows: list[dict[str, Any]] = []
     weights: dict[str, FusionWeights] = {}
     scores: dict[str, float] = {}
@@ -135,9 +144,10 @@ def tune_all(
                 known_items=known_items,
                 tag_counts=tag_counts,
                 tag_weight=tag_weight,
+                max_overlap=max_overlap,
             )
             weights[key] = w
-            scores[key] = max(r["objective"] for r in table)
+            scores[key] = next(r["objective"] for r in table if r["chosen"])
             grid_rows += [{"config": key} | r for r in table]
     return weights, scores, grid_rows
 

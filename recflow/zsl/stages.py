@@ -531,6 +531,7 @@ def run_search_index(
         known_items=pairs,
         tag_counts=tags if fused_rho else None,
         tag_weight=fused_rho,
+        max_overlap=config.max_popularity_overlap,
     )
     grid += [{"config": "tag_prior", "tags": r, "objective": v} for r, v in rho_grid.items()]
     model_dirs = {m: str(sm.root) for m, sm in ev.models.items()}

@@ -19,6 +19,7 @@ from recflow.zsl.hybrid import (
     FusionWeights,
     HybridScorer,
     batch_ndcg,
+    batch_overlap,
     batch_rr,
     title_first,
     tune_fusion,
@@ -110,6 +111,60 @@ def test_tuning_widens_a_grid_whose_top_wins():
     assert max(r["prior"] for r in table) > w.prior  # the winner is not the top edge
     best = max(r["objective"] for r in table)
     assert best == pytest.approx(1.0)
+
+
+class Noise:
+    """A vector part that knows every query and ranks items by fixed noise."""
+
+    name = "noise"
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.s = np.random.default_rng(seed).normal(size=n)
+
+    def scores(self, query):
+        return self.s
+
+
+def test_tuning_keeps_answers_off_the_popularity_list():
+    """Tag queries about popular films reward a prior that answers every query with the
+    popular list; the overlap requirement takes the best weights that do not."""
+    rng = np.random.default_rng(3)
+    n = 60
+    pop = rng.integers(1, 1000, n)
+    index = LexicalIndex.build([[f"item{i}"] for i in range(n)], [None] * n)
+    popular = top_k(np.log1p(pop.astype(float)), 10)
+    queries = [(f"q{i}", rng.choice(popular, 5, replace=False)) for i in range(4)]
+    free, free_table = tune_fusion(index, Noise(n, 0), pop, queries)
+    held, table = tune_fusion(index, Noise(n, 0), pop, queries, max_overlap=0.3)
+    chosen = [r for r in table if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["prior"] == held.prior
+    assert chosen[0]["popularity_overlap@10"] <= 0.3
+    assert max(r["popularity_overlap@10"] for r in free_table if r["chosen"]) > 0.3
+    assert held.prior < free.prior
+    # every point that scores better breaks the requirement
+    better = [r for r in table if r["objective"] > chosen[0]["objective"]]
+    assert better and all(r["popularity_overlap@10"] > 0.3 for r in better)
+    # the overlap is the share of the ranked top 10 in the popular top 10, by brute force
+    row = chosen[0]
+    prior = item_prior(pop)
+    noise = standardize(Noise(n, 0).s)
+    match = index.match("q0")
+    ranked = top_k(title_first(row["vector"] * noise + row["prior"] * prior, match), 10)
+    assert row["popularity_overlap@10"] == pytest.approx(np.isin(ranked, popular).mean())
+
+
+@pytest.mark.parametrize("n_hits", [0, 4, 15])
+def test_batch_overlap_equals_ranking_then_counting(n_hits):
+    rng = np.random.default_rng(10 + n_hits)
+    n = 200
+    totals = rng.normal(size=(4, n))
+    hit = np.zeros(n, dtype=bool)
+    hit[rng.choice(n, n_hits, replace=False)] = True
+    coverage = np.where(hit, rng.choice([0.5, 1.0], n), 0.0)
+    match = LexicalMatch(np.zeros(n), [0], hit, coverage)
+    popular = rng.choice(n, 10, replace=False)
+    expected = [np.isin(top_k(title_first(t, match), 10), popular).mean() for t in totals]
+    np.testing.assert_allclose(batch_overlap(totals, match, popular), expected)
 
 
 def test_known_item_queries_and_ranks():
