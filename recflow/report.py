@@ -484,7 +484,12 @@ def zsl_section(
         spec = FamilySpec(
             SENSITIVITY_METRICS,
             ZSL_BASELINES,
-            extras=("known_queries", "popularity_overlap@10", "pairwise_jaccard@10"),
+            extras=(
+                "known_queries",
+                "popularity_overlap@10",
+                "prior_overlap@10",
+                "pairwise_jaccard@10",
+            ),
         )
         section.tasks.append(
             task_report(
@@ -492,8 +497,10 @@ def zsl_section(
                 sensitivity_rows(query_sensitivity),
                 spec,
                 note="over the test tag queries a method knows a word of: off_popularity@10 "
-                "= 1 − the share of its top 10 in the popularity top 10; pairwise_jaccard@10 "
-                "= overlap of two queries' top 10s (1.0: the query does not matter).",
+                "= 1 − the share of its top 10 in the popularity top 10; prior_overlap@10 "
+                "= the share in the search prior's top 10 (popularity mixed with text-tag "
+                "counts), the list an unknown query gets; pairwise_jaccard@10 = overlap of "
+                "two queries' top 10s (1.0: the query does not matter).",
             )
         )
     if synonyms is not None:

@@ -242,9 +242,11 @@ def tune_fusion(
 
     ``max_overlap``: a requirement on the answers, not a target to trade: only points
     whose validation queries (those with a known word) share on average at most this
-    share of their top 10 with the popularity top 10 compete (tag queries are mostly about
-    popular films, so the objective alone rewards a prior that answers every query with
-    the same list). When no point qualifies, the one with the least overlap is taken.
+    share of their top 10 with the popularity top 10 compete, nor (when ρ > 0) with the
+    prior's own top 10, the most-tagged popular films (tag queries are mostly about
+    popular, much-tagged films, so the objective alone rewards a prior that answers every
+    query with the same list). When no point qualifies, the one with the least overlap is
+    taken.
     Returns the weights and every evaluated point with its objective, overlap and
     whether it was chosen (for the asset metadata).
     """
@@ -268,12 +270,18 @@ def tune_fusion(
     cached = [(*parts(q), rel) for q, rel in queries]
     cached_items = [(*parts(q), int(target)) for q, target in known_items]
 
-    popular = top_k(popularity, 10) if popularity is not None else None
+    # the query-blind lists an answer must not collapse to: the popularity top 10, and
+    # the fused prior's own top 10 when text-tag counts move it away from popularity
+    blind: list[np.ndarray] = []
+    if popularity is not None:
+        blind.append(top_k(popularity, 10))
+        if prior is not None and rho:
+            blind.append(top_k(prior, 10))
 
     def evaluate(points: list[tuple[float, float, float]]) -> tuple[np.ndarray, np.ndarray]:
         """Mean NDCG@k (+ mean known-item RR) of each (a, c, β), and its mean top-10
-        overlap with popularity over the queries with a known word; all points of one
-        query at once."""
+        overlap over the queries with a known word with the popularity top 10 or the
+        prior's, whichever is larger; all points of one query at once."""
         a = np.array([p[0] for p in points])[:, None]
         cc = np.array([p[1] for p in points])[:, None]
         b = np.array([p[2] for p in points])[:, None]
@@ -282,14 +290,15 @@ def tune_fusion(
             return a * zl + cc * zv + (b * prior if prior is not None else 0.0)
 
         sums = np.zeros(len(points))
-        overlap, n_known = np.zeros(len(points)), 0
+        overlap = np.zeros((len(blind), len(points)))
+        n_known = 0
         for m, zl, zv, known, rel in cached:
             if known:
                 ranked = batch_ranked(fused(zl, zv), m, max(k, 10))
                 sums += _ndcg(ranked, n, rel, k)
-                if popular is not None:
-                    overlap += _overlap(ranked, n, popular)
-                    n_known += 1
+                for i, top in enumerate(blind):
+                    overlap[i] += _overlap(ranked, n, top)
+                n_known += 1
             elif prior is not None:
                 sums += ndcg_at_k(top_k(prior, k), rel, k)
         out = sums / len(cached)
@@ -302,7 +311,8 @@ def tune_fusion(
                     rr += batch_rr(prior[None, :], m, target)
             # geometric mean: each task counts by its relative change, whatever its scale
             out = np.sqrt(out * rr / len(cached_items))
-        return out, overlap / max(n_known, 1)
+        worst = overlap.max(axis=0) if blind else np.zeros(len(points))
+        return out, worst / max(n_known, 1)
 
     results: dict[tuple[float, float, float], float] = {}
     overlaps: dict[tuple[float, float, float], float] = {}
@@ -333,7 +343,7 @@ def tune_fusion(
     # objective: mean NDCG@k, or its geometric mean with the known-item MRR
     table = [
         {"lexical": a, "vector": cc, "prior": b, "objective": v}
-        | {"popularity_overlap@10": overlaps[(a, cc, b)], "chosen": (a, cc, b) == best}
+        | {"blind_overlap@10": overlaps[(a, cc, b)], "chosen": (a, cc, b) == best}
         for (a, cc, b), v in sorted(results.items())
     ]
     return FusionWeights(best[0], best[1], best[2], rho), table

@@ -187,11 +187,16 @@ def query_sensitivity(
     k: int = 10,
     n_boot: int = 2000,
     seed: int = 0,
+    prior: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Per method, over the queries it knows a word of: mean overlap of the top ``k`` with
-    the popularity top ``k`` (with a bootstrap CI) and mean pairwise Jaccard of top ``k``s."""
+    the popularity top ``k`` (with a bootstrap CI), mean pairwise Jaccard of top ``k``s,
+    and, given the search's query-blind ``prior`` (when it is not popularity alone), the
+    mean overlap with that prior's top ``k``: the list a query would get if it did not
+    matter."""
     popular = top_k(np.log1p(popularity.astype(np.float64)), k)
     pop_set = set(popular.tolist())
+    prior_set = set(top_k(prior, k).tolist()) if prior is not None else None
     rows = []
     for sc in scorers:
         rankings = []
@@ -213,4 +218,7 @@ def query_sensitivity(
                 f"pairwise_jaccard@{k}": jaccard,
             }
         )
+        if prior_set is not None:
+            shared = [len(set(r.tolist()) & prior_set) / k for r in rankings]
+            rows[-1][f"prior_overlap@{k}"] = float(np.mean(shared)) if shared else float("nan")
     return pl.DataFrame(rows)

@@ -32,6 +32,7 @@ from recflow.zsl.diagnostics import query_dependence
 from recflow.zsl.ensemble import (
     PriorEnsembleScorer,
     PriorScorer,
+    item_prior,
     tune_prior_weight,
     tune_tag_weight,
 )
@@ -401,7 +402,8 @@ def searcher_scorers(
     with_no_prior: bool = False,
 ) -> list[QueryScorer]:
     """Popularity, TF-IDF+prior, each model alone (when ``with_no_prior``) and with its
-    saved prior weight, and the hybrids: the rows of the searcher-facing evaluations."""
+    saved prior weight, the tag-prior references (``tag_prior_scorers``) and the hybrids:
+    the rows of the searcher-facing evaluations."""
     pop = ev.inputs.popularity
     out: list[QueryScorer] = [
         PopularityScorer(pop),
@@ -412,6 +414,7 @@ def searcher_scorers(
         if with_no_prior:
             out.append(vs)
         out.append(PriorEnsembleScorer(vs, pop, sm.prior_weight_for(vs.scoring) or 0.0))
+    out += tag_prior_scorers(index, ev, validation)
     return out + hybrid_scorers(index, ev, with_no_prior)
 
 
@@ -568,10 +571,13 @@ def run_query_sensitivity(
     ev: EvaluationInputs, index: SearchIndex, out_dir: Path
 ) -> tuple[list[dict[str, Any]], int]:
     """Over the test tag queries: mean share of each method's top 10 in the popularity
-    top 10, and mean Jaccard between two queries' top 10s. Returns (rows, queries)."""
+    top 10 (and in the search prior's top 10 when that prior counts text tags), and mean
+    Jaccard between two queries' top 10s. Returns (rows, queries)."""
     test, val = ev.tag_queries("test"), ev.tag_queries("validation")
     scorers = searcher_scorers(ev, index, val, with_no_prior=True)
-    summary = query_sensitivity(scorers, [q for q, _ in test], ev.inputs.popularity)
+    pop, rho = ev.inputs.popularity, index.fused_tag_weight
+    prior = item_prior(pop, index.tag_counts, rho) if rho else None
+    summary = query_sensitivity(scorers, [q for q, _ in test], pop, prior=prior)
     return _write_summary(out_dir, summary), len(test)
 
 

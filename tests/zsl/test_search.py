@@ -168,12 +168,24 @@ def test_search_index_keeps_tag_counts_and_the_fused_tag_weight(tmp_path, capsys
     index = load_search_index(tmp_path / "i")
     np.testing.assert_array_equal(index.tag_counts, tags)
     assert index.tag_weight == 4.0 and index.weights("zsl_te", "dot", True).tags == 4.0
+    assert index.fused_tag_weight == 4.0
     r = HybridSearcher(index).search("zombies", top=1)  # no known word: the prior's top
     assert r.fallback and r.hits.get_column("title").to_list() == ["Gamma"]
     # an index without counts is popularity alone
     save_search_index(tmp_path / "p", lexical, {"zsl_te": str(model_dir)}, weights, {}, 3)
     plain = load_search_index(tmp_path / "p")
-    assert plain.tag_counts is None and plain.tag_weight == 0.0
+    assert plain.tag_counts is None and plain.tag_weight == 0.0 and plain.fused_tag_weight == 0
+    save_search_index(  # counts and ρ saved, but not fused: the prior is popularity
+        tmp_path / "u",
+        lexical,
+        {"zsl_te": str(model_dir)},
+        weights,
+        {},
+        3,
+        tags,
+        {"weight": 4.0, "fused": False},
+    )
+    assert load_search_index(tmp_path / "u").fused_tag_weight == 0.0
     assert HybridSearcher(plain).search("zombies", top=1).hits.get_column("title")[0] == "Beta"
     with pytest.raises(ValueError, match="tag counts"):
         save_search_index(
