@@ -12,7 +12,6 @@ import hashlib
 from typing import Protocol
 
 import numpy as np
-import scipy.sparse as sp
 
 from recflow.text import Vocabulary, encode_query
 from recflow.zsl.sparse import CsrMatrix
@@ -89,6 +88,7 @@ class TfidfScorer:
         if not enc.known:
             return None
         counts = np.bincount(enc.known, minlength=len(self.vocab)).astype(np.float64)
+        import scipy.sparse as sp  # TF-IDF baseline only, not the search CLI
         from sklearn.preprocessing import normalize
 
         q = normalize(self.transformer.transform(sp.csr_array(counts[None, :])))

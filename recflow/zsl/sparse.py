@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
-if TYPE_CHECKING:  # torch is imported on first matmul: search loads no solver
+if TYPE_CHECKING:  # torch and scipy are imported on use: search loads neither
+    import scipy.sparse as sp
     import torch
 
 
@@ -40,6 +40,8 @@ class CsrMatrix:
         cls, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]
     ) -> CsrMatrix:
         """Build from (row, col, value) triples; duplicates are an error, not summed."""
+        import scipy.sparse as sp  # here, not at import: the search CLI loads without scipy
+
         m = sp.csr_array(
             (np.asarray(values, dtype=np.float64), (np.asarray(rows), np.asarray(cols))),
             shape=shape,
@@ -62,7 +64,19 @@ class CsrMatrix:
         """(nnz,) the row of each stored entry."""
         return np.repeat(np.arange(self.shape[0], dtype=np.int64), self.row_nnz)
 
+    def dot_vector(self, q: np.ndarray) -> np.ndarray:
+        """(n_rows,) A @ q for one dense vector, in numpy: one query's BM25 in the search
+        CLI, where loading the compiled kernels or scipy would cost more than the product."""
+        weights = self.data * q[self.indices]
+        return np.bincount(self.entry_rows(), weights=weights, minlength=self.shape[0])
+
+    def row(self, i: int) -> np.ndarray:
+        """Column indices stored in row ``i``."""
+        return self.indices[self.indptr[i] : self.indptr[i + 1]]
+
     def to_scipy(self) -> sp.csr_array:
+        import scipy.sparse as sp
+
         return sp.csr_array((self.data, self.indices, self.indptr), shape=self.shape)
 
     def with_values(self, data: np.ndarray) -> CsrMatrix:

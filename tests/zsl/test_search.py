@@ -193,3 +193,30 @@ def test_search_index_keeps_tag_counts_and_the_fused_tag_weight(tmp_path, capsys
         )
     assert main(["search", "zombies", "--index-dir", str(tmp_path / "i"), "--top", "1"]) == 0
     assert "tag weight 4 in the prior" in capsys.readouterr().out
+
+
+def test_cli_search_loads_no_heavy_library(tmp_path):
+    """A query is a whole process (< 1 s asked): the hybrid search loads its index and model
+    with numpy and polars only; scipy, scikit-learn, torch and the compiled kernels (numba)
+    would each add a large share of that second at import."""
+    import subprocess
+    import sys
+
+    from recflow.zsl.hybrid import FusionWeights
+    from recflow.zsl.lexical import LexicalIndex
+    from recflow.zsl.search_index import save_search_index
+
+    model_dir = write_toy(tmp_path / "m", popularity=np.array([5, 50, 1, 20]), prior_weight=1.0)
+    weights = {"zsl_te/dot/prior": FusionWeights(1.0, 1.0, 1.0)}
+    lexical = LexicalIndex.build([[t] for t in TITLES], TITLES)
+    save_search_index(tmp_path / "i", lexical, {"zsl_te": str(model_dir)}, weights, {}, 3)
+    code = (
+        "import sys\n"
+        "from recflow.cli import main\n"
+        f"assert main(['search', 'mafia', '--explain', '--index-dir', {str(tmp_path / 'i')!r}]) == 0\n"
+        "heavy = [m for m in ('scipy', 'sklearn', 'torch', 'numba', 'dagster') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+    assert "Alpha" in out.stdout or "Beta" in out.stdout or "Gamma" in out.stdout
