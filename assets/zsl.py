@@ -347,7 +347,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
         "zsl_search_index",
         ins=eval_ins,
         kinds={"scipy"},
-        description="The default search: BM25 over all item text (title with year, text-part tags, genres; no word dropped for rarity; words folded to a common form, text.fold) fused with each model's vectors and the popularity prior, title hits first; fusion weights tuned per (model, scoring, prior) on validation tag queries plus title queries of the validation half of the films (NDCG@100 + MRR), widening any grid whose edge wins.",
+        description="The default search: BM25 over all item text (title with year, text-part tags, genres; no word dropped for rarity; words folded to a common form, text.fold) fused with each model's vectors and a prior of popularity and text-tag counts (SearchConfig.tag_prior), title hits first; fusion weights tuned per (model, scoring, prior) on validation tag queries plus title queries of the validation half of the films (NDCG@100 + MRR), widening any grid whose edge wins, among settings whose answers keep at most 30% of the popularity top 10 and of the prior's top 10.",
     )
     def search_index(
         config: ZslSearchIndexConfig,
@@ -401,7 +401,7 @@ def build_zsl_assets(dataset: str, synthetic: bool = False, queries: bool = True
     @zsl_asset(
         "zsl_query_sensitivity",
         ins=indexed_ins,
-        description="Does the answer depend on the query? Over the test tag queries a method knows a word of: mean share of its top 10 in the popularity top 10 (CI), and mean Jaccard between two queries' top 10s.",
+        description="Does the answer depend on the query? Over the test tag queries a method knows a word of: mean share of its top 10 in the popularity top 10 (CI), in the search prior's top 10 (when the prior counts text tags), and mean Jaccard between two queries' top 10s.",
     )
     def sensitivity(
         store: StoreResource,
