@@ -88,6 +88,8 @@ class LexicalIndex:
         self.weights = weights
         self.title_words = title_words
         self.minor_words = minor_words
+        # postings (term → items): a query reads only its own terms' entries
+        self._postings = [m.transpose_with_order()[0] for m in (weights, title_words, minor_words)]
         # content words per title: "The Godfather (1972)" has one, "godfather"
         self.title_length = title_words.row_nnz - minor_words.row_nnz
         self.config = config
@@ -141,17 +143,14 @@ class LexicalIndex:
                 self.vocab.index[t] for t in field_terms(query, True) if t in self.vocab.index
             )
         )
-        q = np.zeros(len(self.vocab))
-        q[known] = 1.0
-        scores = self.weights.dot_vector(q)
+        bm25, title_words, minor_words = self._postings
+        scores = bm25.sum_rows(known)
         words = list(dict.fromkeys(word_terms(query)))
         word_ids = [self.vocab.index.get(w) for w in words]
         if words and all(j is not None for j in word_ids):
             # items whose title holds every query word: Σ title_words[:, words] == |words|
-            picked = np.zeros(len(self.vocab))
-            picked[word_ids] = 1.0  # the words are distinct, so are their ids
-            found = self.title_words.dot_vector(picked)
-            content = found - self.minor_words.dot_vector(picked)
+            found = title_words.sum_rows(word_ids)  # distinct words, so distinct ids
+            content = found - minor_words.sum_rows(word_ids)
             contains = found >= len(word_ids)
             # a title of minor words only ("The") is covered when it is contained
             coverage = np.where(

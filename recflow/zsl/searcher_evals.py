@@ -196,7 +196,7 @@ def query_sensitivity(
     matter."""
     popular = top_k(np.log1p(popularity.astype(np.float64)), k)
     pop_set = set(popular.tolist())
-    prior_set = set(top_k(prior, k).tolist()) if prior is not None else None
+    prior_top = top_k(prior, k) if prior is not None else None
     rows = []
     for sc in scorers:
         rankings = []
@@ -218,7 +218,6 @@ def query_sensitivity(
                 f"pairwise_jaccard@{k}": jaccard,
             }
         )
-        if prior_set is not None:
-            shared = [len(set(r.tolist()) & prior_set) / k for r in rankings]
-            rows[-1][f"prior_overlap@{k}"] = float(np.mean(shared)) if shared else float("nan")
+        if prior_top is not None:
+            rows[-1][f"prior_overlap@{k}"] = top10_overlap_and_jaccard(rankings, prior_top, k)[0]
     return pl.DataFrame(rows)

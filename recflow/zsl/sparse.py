@@ -64,11 +64,13 @@ class CsrMatrix:
         """(nnz,) the row of each stored entry."""
         return np.repeat(np.arange(self.shape[0], dtype=np.int64), self.row_nnz)
 
-    def dot_vector(self, q: np.ndarray) -> np.ndarray:
-        """(n_rows,) A @ q for one dense vector, in numpy: one query's BM25 in the search
-        CLI, where loading the compiled kernels or scipy would cost more than the product."""
-        weights = self.data * q[self.indices]
-        return np.bincount(self.entry_rows(), weights=weights, minlength=self.shape[0])
+    def sum_rows(self, rows: list[int]) -> np.ndarray:
+        """(n_cols,) the sum of the given rows, in numpy. On the transpose of an
+        (items × terms) matrix, a query's per-item score in time proportional to its
+        terms' postings: the search CLI's BM25, without scipy or the compiled kernels."""
+        spans = [np.arange(self.indptr[r], self.indptr[r + 1]) for r in rows]
+        at = np.concatenate(spans) if spans else np.empty(0, dtype=np.int64)
+        return np.bincount(self.indices[at], weights=self.data[at], minlength=self.shape[1])
 
     def row(self, i: int) -> np.ndarray:
         """Column indices stored in row ``i``."""
