@@ -31,7 +31,10 @@ class Insertion(StrEnum):
 
 
 class ModelPatch(nn.Module):
-    """The bottleneck branch W_up · act(W_down · x) on (B, C, T); zero at initialisation.
+    """The bottleneck branch W_up · act(W_down · x) on (B, T, C); zero at initialisation.
+
+    Its weights live in 1×1 ``Conv1d`` modules (checkpoint layout) and run as per-position
+    linear maps on the (B, T, C) layout of the encoder.
 
     W_down is Xavier-uniform from the stream ("patch", ``index``) of the run's ``seed``, so
     every patch of a network gets its own draw and the global RNG plays no part."""
@@ -54,7 +57,8 @@ class ModelPatch(nn.Module):
             self.up.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(F.relu(self.down(x)))  # (B, C, T)
+        hidden = F.relu(F.linear(x, self.down.weight[:, :, 0], self.down.bias))  # (B, T, C/r)
+        return F.linear(hidden, self.up.weight[:, :, 0], self.up.bias)  # (B, T, C)
 
 
 class PatchedConv(nn.Module):
@@ -67,7 +71,7 @@ class PatchedConv(nn.Module):
         self.insertion = Insertion(insertion)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)  # (B, C, T)
+        y = self.conv(x)  # (B, T, C)
         if self.insertion is Insertion.SERIAL:
             return y + self.patch(y)  # MP(conv(x))
         return y + self.patch(x)  # conv(x) + patch branch(x)

@@ -36,13 +36,13 @@ def test_serial_and_parallel_compute_their_formulas() -> None:
     patch = ModelPatch(8, reduction=4, seed=3)
     with torch.no_grad():
         patch.up.weight.normal_(generator=torch.Generator().manual_seed(2))
-    x = torch.randn(2, 8, 7, generator=torch.Generator().manual_seed(4))
+    x = torch.randn(2, 7, 8, generator=torch.Generator().manual_seed(4))  # (B, T, C)
 
     def branch(z: torch.Tensor) -> torch.Tensor:  # W_up · ReLU(W_down · z + b_down) + b_up
         w_d, b_d = patch.down.weight[:, :, 0], patch.down.bias
         w_u, b_u = patch.up.weight[:, :, 0], patch.up.bias
-        h = torch.relu(torch.einsum("hc,bct->bht", w_d, z) + b_d[None, :, None])
-        return torch.einsum("ch,bht->bct", w_u, h) + b_u[None, :, None]
+        h = torch.relu(torch.einsum("hc,btc->bth", w_d, z) + b_d)
+        return torch.einsum("ch,bth->btc", w_u, h) + b_u
 
     y = conv(x)
     serial = PatchedConv(conv, patch, Insertion.SERIAL)(x)
