@@ -4,7 +4,10 @@ For two model sizes, each measured in a fresh subprocess (so peak memory is its 
 - ``recflow``: ``recflow.seq.pretrain.pretrain`` through ``recflow.train.train`` (gradient
   clipping, bf16 autocast on CUDA, per-epoch bookkeeping);
 - ``reference``: a hand-written minimal loop over the same model, batches and loss
-  (forward, backward, AdamW step, nothing else).
+  (forward, backward, AdamW step, nothing else);
+- ``conv1d``: that loop with the encoder computed as the paper's code runs it
+  (``encode_with_conv1d``: ``F.conv1d`` on (batch, channels, seq)), the layout this
+  project used before its one-matrix-product convolutions on (batch, seq, channels).
 Reports sequences per second (after one warm-up epoch) and peak memory (CPU: max RSS of
 the process; CUDA: torch's peak allocated). CUDA runs are added when it is available.
 
@@ -15,6 +18,7 @@ the process; CUDA: torch's peak allocated). CUDA runs are added when it is avail
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import subprocess
@@ -25,7 +29,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from recflow.seq.nextitnet import NextItNet, NextItNetConfig
+from recflow.seq.nextitnet import NextItNet, NextItNetConfig, encode_with_conv1d
 from recflow.seq.pretrain import PretrainConfig, next_item_batches, next_item_loss, pretrain
 from recflow.seq.sequences import ItemIndex, RaggedTokens
 from recflow.train import TrainConfig
@@ -81,6 +85,8 @@ def run_one(loop: str, size: str, device_name: str, args: argparse.Namespace) ->
     else:
         torch.manual_seed(0)
         model = NextItNet(net).to(device)
+        if loop == "conv1d":  # same parameters, the encoder run in the Conv1d form
+            model.encoder.forward = functools.partial(encode_with_conv1d, model.encoder)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         batches = next_item_batches(tokens, net.n_tokens, data)
         seen, started = 0, 0.0
@@ -131,7 +137,7 @@ def main() -> None:
     rows = []
     for device in devices:
         for size in SIZES:
-            for loop in ("reference", "recflow"):
+            for loop in ("conv1d", "reference", "recflow"):
                 out = subprocess.run(
                     [sys.executable, __file__, *passthrough, "--one", loop, size, device],
                     check=True,

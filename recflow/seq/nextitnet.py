@@ -149,3 +149,35 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def encode_with_conv1d(encoder: NextItNetEncoder, tokens: torch.Tensor) -> torch.Tensor:
+    """``encoder(tokens)`` computed the way the paper's code runs it: ``F.conv1d`` on
+    (B, C, T) with transposes around every layer norm, patches as 1×1 convolutions.
+
+    The reference that the (B, T, C) matrix-product form is tested equal to
+    (``tests/seq/test_seq_nextitnet.py``) and timed against (``bench/bench_seq.py``);
+    it reads the same parameters, patched or not. Returns (B, T, C)."""
+    keep = (tokens != PAD).unsqueeze(1).to(encoder.embedding.weight.dtype)  # (B, 1, T)
+
+    def conv(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        patch = getattr(module, "patch", None)  # a PatchedConv wraps the CausalConv1d
+        c = module.conv.conv if patch is not None else module.conv
+        pad = (c.kernel_size[0] - 1) * c.dilation[0]
+        y = F.conv1d(F.pad(h, (pad, 0)), c.weight, c.bias, dilation=c.dilation)
+        if patch is not None:
+            src = y if module.insertion == "serial" else h
+            z = F.relu(F.conv1d(src, patch.down.weight, patch.down.bias))
+            y = y + F.conv1d(z, patch.up.weight, patch.up.bias)
+        return y
+
+    def norm(module: ChannelLayerNorm, h: torch.Tensor) -> torch.Tensor:
+        n = module.norm
+        return F.layer_norm(h.transpose(1, 2), n.normalized_shape, n.weight, n.bias).transpose(1, 2)
+
+    x = encoder.embedding(tokens).transpose(1, 2)  # (B, C, T)
+    for block in encoder.blocks:
+        h = F.relu(norm(block.norm1, conv(block.conv1, x))) * keep
+        h = F.relu(norm(block.norm2, conv(block.conv2, h))) * keep
+        x = x + h
+    return x.transpose(1, 2)

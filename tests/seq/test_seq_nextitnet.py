@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recflow.seq.nextitnet import CausalConv1d, NextItNet, NextItNetConfig
+from recflow.seq.nextitnet import CausalConv1d, NextItNet, NextItNetConfig, encode_with_conv1d
 from recflow.seq.patches import insert_patches
 from recflow.seq.pretrain import next_item_loss
 from recflow.seq.sequences import PAD
@@ -57,36 +57,10 @@ def test_causal_conv_matches_a_hand_computed_case() -> None:
     assert conv(x).flatten().tolist() == want
 
 
-def _reference_encoder(encoder: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """The encoder written with ``F.conv1d`` on (B, C, T), the way the paper's code runs,
-    from the same parameters: the reference the (B, T, C) matrix-product form must equal."""
-    keep = (tokens != PAD).unsqueeze(1).double()  # (B, 1, T)
-    x = encoder.embedding(tokens).transpose(1, 2)
-
-    def conv(m: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
-        c = m.conv if hasattr(m, "patch") else m  # a PatchedConv wraps the CausalConv1d
-        pad = (c.conv.kernel_size[0] - 1) * c.conv.dilation[0]
-        y = F.conv1d(F.pad(h, (pad, 0)), c.conv.weight, c.conv.bias, dilation=c.conv.dilation)
-        if hasattr(m, "patch"):
-            src = y if m.insertion == "serial" else h
-            z = F.relu(F.conv1d(src, m.patch.down.weight, m.patch.down.bias))
-            y = y + F.conv1d(z, m.patch.up.weight, m.patch.up.bias)
-        return y
-
-    def norm(n: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(h.transpose(1, 2), h.shape[1:2], n.norm.weight, n.norm.bias).transpose(
-            1, 2
-        )
-
-    for b in encoder.blocks:
-        h = F.relu(norm(b.norm1, conv(b.conv1, x))) * keep
-        h = F.relu(norm(b.norm2, conv(b.conv2, h))) * keep
-        x = x + h
-    return x.transpose(1, 2)
-
-
 @pytest.mark.parametrize("patched", [None, "serial", "parallel"])
 def test_encoder_equals_conv1d_reference_values_and_gradients(patched: str | None) -> None:
+    """The (B, T, C) matrix-product form against ``F.conv1d`` on (B, C, T): same values and
+    gradients for every parameter, plain and patched, with left padding."""
     torch.manual_seed(3)
     cfg = NextItNetConfig(n_tokens=50, channels=16, dilations=(1, 2, 4), n_stacks=2)
     model = NextItNet(cfg).double()  # float64: the two forms agree to rounding, ~1e-15
@@ -97,7 +71,7 @@ def test_encoder_equals_conv1d_reference_values_and_gradients(patched: str | Non
     tokens = torch.randint(2, 50, (4, 21), generator=torch.Generator().manual_seed(2))
     tokens[:2, :7] = PAD  # left padding on some rows
     ours = model.encoder(tokens)
-    ref = _reference_encoder(model.encoder, tokens)
+    ref = encode_with_conv1d(model.encoder, tokens)
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
     gen = torch.Generator().manual_seed(4)
     weights = torch.randn(ours.shape, generator=gen, dtype=torch.float64)
