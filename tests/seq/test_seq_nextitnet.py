@@ -63,11 +63,11 @@ def test_encoder_equals_conv1d_reference_values_and_gradients(patched: str | Non
     gradients for every parameter, plain and patched, with left padding."""
     torch.manual_seed(3)
     cfg = NextItNetConfig(n_tokens=50, channels=16, dilations=(1, 2, 4), n_stacks=2)
-    model = NextItNet(cfg).double()  # float64: the two forms agree to rounding, ~1e-15
+    model = NextItNet(cfg)
     if patched:
         for p in insert_patches(model.encoder, patched, seed=1):
             torch.nn.init.normal_(p.up.weight, std=0.1)  # non-zero: the branch counts
-        model.double()
+    model.double()  # float64: the two forms agree to rounding, ~1e-15
     tokens = torch.randint(2, 50, (4, 21), generator=torch.Generator().manual_seed(2))
     tokens[:2, :7] = PAD  # left padding on some rows
     ours = model.encoder(tokens)
