@@ -102,12 +102,9 @@ class FeatureEmbedder(nn.Module):
         user = torch.cat([emb(batch["user"][:, j]) for j, emb in enumerate(self.user)], dim=-1)
         item, shared = batch["item"], batch["shared"]  # (B,), (B, n_sh)
         query = self._item_vector(item, shared)  # (B, d)
-        seq = batch["seq"]  # (B, entities, L)
-        pooled = []
-        for k in range(seq.shape[1]):
-            codes = seq[:, k]  # (B, L)
-            keys = self._item_vector(codes, self.item_shared[codes])  # (B, L, d)
-            pooled.append(self.pool(query, keys, codes > 0))
+        seq = batch["seq"]  # (B, entities, L): every entity's sequence pooled at once
+        keys = self._item_vector(seq, self.item_shared[seq])  # (B, entities, L, d)
+        pooled = self.pool(query, keys, seq > 0)  # (B, entities, d)
         shared_vec = torch.cat(
             [self.item(item), *(emb(shared[:, j]) for j, emb in enumerate(self.shared))], dim=-1
         )
@@ -124,7 +121,7 @@ class FeatureEmbedder(nn.Module):
             specific = user.new_zeros((user.shape[0], 0, self.dim))
         return EmbeddedInputs(
             user=user,
-            sequences=torch.cat(pooled, dim=-1),
+            sequences=pooled.flatten(1),
             shared=shared_vec,
             specific=specific,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -51,6 +52,11 @@ class AttentionPooling(nn.Module):
     a_j = MLP([q, k_j, q⊙k_j, q−k_j]); output Σ_j a_j k_j over the non-padded positions.
     Like DIN, the weights are not softmax-normalised, so how many relevant items the user
     clicked (the intensity of an interest) survives the pooling; an empty sequence → zeros.
+
+    The MLP's first layer W = [W_q | W_k | W_p | W_d] is applied without building the
+    (B, L, 4d) input: W [q; k; q⊙k; q−k] + b = (W_q + W_d) q + b + (W_k − W_d + W_p diag(q)) k,
+    one (d → hidden) matrix per sample, so the keys go through one batched product
+    (``pooling_reference`` is the concatenated form; they are tested equal).
     """
 
     def __init__(self, dim: int, hidden: int = 32) -> None:
@@ -58,11 +64,29 @@ class AttentionPooling(nn.Module):
         self.score = Mlp(4 * dim, (hidden, 1), last_linear=True)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # query (B, d), keys (B, L, d), mask (B, L) True where a real item
-        q = query.unsqueeze(1).expand_as(keys)
-        a = self.score(torch.cat([q, keys, q * keys, q - keys], dim=-1)).squeeze(-1)  # (B, L)
+        """query (B, d); keys (B, ..., L, d) with mask (B, ..., L) True where a real item
+        → (B, ..., d): every sequence of a sample is pooled with that sample's query."""
+        first, _, last = self.score.net
+        d = query.shape[-1]
+        w_q, w_k, w_p, w_d = first.weight.split(d, dim=1)  # each (hidden, d)
+        const = F.linear(query, w_q + w_d, first.bias)  # (B, hidden)
+        per_sample = (w_k - w_d) + w_p * query.unsqueeze(1)  # (B, hidden, d)
+        flat = keys.reshape(keys.shape[0], -1, d)  # (B, N, d)
+        hidden = torch.baddbmm(const.unsqueeze(1), flat, per_sample.transpose(1, 2))
+        a = F.linear(torch.relu(hidden), last.weight, last.bias).reshape(mask.shape)
         a = a * mask.to(a.dtype)
-        return (a.unsqueeze(-1) * keys).sum(dim=1)  # (B, d)
+        return (a.unsqueeze(-2) @ keys).squeeze(-2)
+
+
+def pooling_reference(
+    pool: AttentionPooling, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """``AttentionPooling`` as DIN writes it, MLP([q, k, q⊙k, q−k]) on the concatenation,
+    for keys (B, L, d): the reference its factored form is tested against."""
+    q = query.unsqueeze(1).expand_as(keys)
+    a = pool.score(torch.cat([q, keys, q * keys, q - keys], dim=-1)).squeeze(-1)  # (B, L)
+    a = a * mask.to(a.dtype)
+    return (a.unsqueeze(-1) * keys).sum(dim=1)
 
 
 class MultiGateMixtureOfExperts(nn.Module):

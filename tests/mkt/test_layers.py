@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 
 from recflow.mkt.hfa import HeterogeneousFeatureAlignment
-from recflow.mkt.layers import AttentionPooling, CrossNetwork, GluGate, MultiGateMixtureOfExperts
+from recflow.mkt.layers import (
+    AttentionPooling,
+    CrossNetwork,
+    GluGate,
+    MultiGateMixtureOfExperts,
+    pooling_reference,
+)
 
 
 def _fields(batch: int = 5, n: int = 3, d: int = 4, seed: int = 0) -> torch.Tensor:
@@ -63,6 +69,35 @@ def test_attention_pooling_ignores_padding() -> None:
     changed = keys.clone()
     changed[0, [0, 1, 3]] = 99.0  # padded positions do not matter
     torch.testing.assert_close(pool(query, changed, mask), out)
+
+
+def test_attention_pooling_equals_concatenated_reference_values_and_gradients() -> None:
+    """The factored first layer is DIN's MLP([q, k, q⊙k, q−k]) to float64 rounding, for
+    one sequence (B, L, d) and for several sequences per sample (B, E, L, d), each pooled
+    with that sample's query, in values and in every gradient (parameters, query, keys)."""
+    torch.manual_seed(0)
+    pool = AttentionPooling(dim=5, hidden=7).double()
+    g = torch.Generator().manual_seed(4)
+    query = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    keys = torch.randn(6, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(6, 3, 4, generator=g) > 0.3
+    mask[0] = False  # a sample with no history at all
+
+    def grads(out: torch.Tensor) -> list[torch.Tensor]:
+        weight = torch.randn(out.shape, generator=torch.Generator().manual_seed(5), dtype=out.dtype)
+        inputs = [query, keys, *pool.parameters()]
+        return list(torch.autograd.grad((out * weight).sum(), inputs))
+
+    got = pool(query, keys, mask)  # (6, 3, 5)
+    ref = torch.stack(
+        [pooling_reference(pool, query, keys[:, e], mask[:, e]) for e in range(3)], dim=1
+    )
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+    for a, b in zip(grads(got), grads(ref), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    one = pool(query, keys[:, 1], mask[:, 1])  # (B, L, d) → (B, d)
+    torch.testing.assert_close(one, ref[:, 1], rtol=0, atol=1e-12)
+    assert torch.all(got[0] == 0)
 
 
 def test_mmoe_gates_mix_experts_convexly() -> None:
